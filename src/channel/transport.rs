@@ -1,0 +1,236 @@
+//! An established secure channel over a TCP socket: send and receive whole messages.
+//!
+//! Invariants: the handshake completes (and on the server the Finished MAC is checked)
+//! before a [`SecureChannel`] exists; every message after that is one record; any failure
+//! to open a record is returned as an error and the caller drops the connection.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::handshake::{ClientHandshake, Established, ServerHandshake};
+use super::hello::{ClientHello, ServerHello};
+use crate::error::ChannelError;
+use crate::frame::{self, DeadlineStream, FrameKind};
+use crate::identity::ServerIdentity;
+use crate::trace::{self, Direction, Tracer};
+
+/// Time the client allows for connecting and for the whole handshake.
+pub const CLIENT_HANDSHAKE_TIMEOUT_SECS: u64 = 15;
+
+/// A secure channel: a socket with a record cipher for each direction.
+pub struct SecureChannel {
+    reader: BufReader<DeadlineStream>,
+    established: Established,
+    tracer: Tracer,
+}
+
+impl std::fmt::Debug for SecureChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureChannel")
+            .field("server", &self.established.server_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+fn trace_frame(tracer: &Tracer, direction: Direction, frame_bytes: &[u8], detail: impl std::fmt::Display) {
+    if tracer.enabled() {
+        let kind = FrameKind::from_byte(frame_bytes[frame::LENGTH_BYTES]).map_or("unknown", FrameKind::name);
+        tracer.line(
+            direction,
+            format_args!("{kind} frame, {} bytes: {detail}", frame_bytes.len()),
+        );
+        tracer.dump(frame_bytes);
+    }
+}
+
+fn trace_client_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8]) {
+    if let Ok(Some(hello)) = ClientHello::decode(&frame_bytes[frame::HEADER_BYTES..]) {
+        let detail = format_args!(
+            "version 1, client_random {}, client_x25519 {}",
+            trace::abbreviate(&hello.client_random),
+            trace::abbreviate(&hello.client_public)
+        );
+        trace_frame(tracer, direction, frame_bytes, detail);
+    }
+}
+
+fn trace_server_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8]) {
+    if let Ok(hello) = ServerHello::decode(&frame_bytes[frame::HEADER_BYTES..]) {
+        let detail = format_args!(
+            "server_random {}, server_x25519 {}, RSA key {} ({} bytes SPKI), RSA-PSS signature {} bytes",
+            trace::abbreviate(&hello.server_random),
+            trace::abbreviate(&hello.server_public),
+            crate::identity::fingerprint(&hello.spki_der),
+            hello.spki_der.len(),
+            hello.signature.len()
+        );
+        trace_frame(tracer, direction, frame_bytes, detail);
+    }
+}
+
+fn trace_keys(tracer: &Tracer) {
+    tracer.line(
+        Direction::Local,
+        "X25519 shared secret -> HKDF-SHA256(salt = transcript hash): derived \"securebank v1 c2s key/iv\", \
+         \"securebank v1 s2c key/iv\", \"securebank v1 finished\" (key bytes never shown)",
+    );
+}
+
+impl SecureChannel {
+    /// Connects to `addr`, runs the client handshake, and sends Finished. `check_pin` sees
+    /// the server key's fingerprint after its signature verified, and may refuse it.
+    pub fn connect(
+        addr: SocketAddr,
+        check_pin: impl FnOnce(&str) -> Result<(), ChannelError>,
+        tracer: Tracer,
+    ) -> Result<Self, ChannelError> {
+        let timeout = Duration::from_secs(CLIENT_HANDSHAKE_TIMEOUT_SECS);
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Self::client_handshake(stream, ClientHandshake::start(), check_pin, tracer)
+    }
+
+    /// Runs the client handshake on a connected stream.
+    pub fn client_handshake(
+        stream: TcpStream,
+        handshake: ClientHandshake,
+        check_pin: impl FnOnce(&str) -> Result<(), ChannelError>,
+        tracer: Tracer,
+    ) -> Result<Self, ChannelError> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(Duration::from_secs(CLIENT_HANDSHAKE_TIMEOUT_SECS)))?;
+        let mut deadline_stream = DeadlineStream::new(stream);
+        deadline_stream.set_deadline(Some(
+            Instant::now() + Duration::from_secs(CLIENT_HANDSHAKE_TIMEOUT_SECS),
+        ));
+        let mut reader = BufReader::new(deadline_stream);
+        trace_client_hello(&tracer, Direction::Sent, handshake.client_hello_frame());
+        reader.get_mut().write_all(handshake.client_hello_frame())?;
+        let server_hello = frame::read_frame(&mut reader)?;
+        let server_hello_bytes = frame::encode_raw(&server_hello);
+        trace_server_hello(&tracer, Direction::Received, &server_hello_bytes);
+        let (established, finished_record) = handshake.receive_server_hello(&server_hello, |fingerprint| {
+            tracer.line(
+                Direction::Local,
+                "RSA-PSS-SHA256 signature over the transcript: verified",
+            );
+            let verdict = check_pin(fingerprint);
+            let outcome = if verdict.is_ok() { "accepted" } else { "REFUSED" };
+            tracer.line(
+                Direction::Local,
+                format_args!("server key {fingerprint}: pin {outcome}"),
+            );
+            verdict
+        })?;
+        trace_keys(&tracer);
+        trace_frame(
+            &tracer,
+            Direction::Sent,
+            &finished_record,
+            "record seq 0: Finished (HMAC over the transcript)",
+        );
+        reader.get_mut().write_all(&finished_record)?;
+        reader.get_mut().set_deadline(None);
+        Ok(Self {
+            reader,
+            established,
+            tracer,
+        })
+    }
+
+    /// Runs the server handshake on an accepted stream; the whole handshake must finish by
+    /// `deadline`.
+    pub fn accept(
+        stream: TcpStream,
+        identity: &ServerIdentity,
+        deadline: Instant,
+        tracer: Tracer,
+    ) -> Result<Self, ChannelError> {
+        let mut deadline_stream = DeadlineStream::new(stream);
+        deadline_stream.set_deadline(Some(deadline));
+        let mut reader = BufReader::new(deadline_stream);
+        let client_hello = frame::read_frame(&mut reader)?;
+        trace_client_hello(&tracer, Direction::Received, &frame::encode_raw(&client_hello));
+        let (server_hello, awaiting_finished) = ServerHandshake::new(identity).receive_client_hello(&client_hello)?;
+        trace_server_hello(&tracer, Direction::Sent, &server_hello);
+        reader.get_mut().write_all(&server_hello)?;
+        let mut finished = frame::read_frame(&mut reader)?;
+        let finished_bytes = frame::encode_raw(&finished);
+        let established = awaiting_finished.receive_finished(&mut finished)?;
+        trace_keys(&tracer);
+        trace_frame(
+            &tracer,
+            Direction::Received,
+            &finished_bytes,
+            "record seq 0: Finished MAC verified",
+        );
+        Ok(Self {
+            reader,
+            established,
+            tracer,
+        })
+    }
+
+    /// Encrypts and sends one message.
+    pub fn send(&mut self, plaintext: &[u8]) -> Result<(), ChannelError> {
+        let sequence = self.established.send.next_sequence();
+        let record = self.established.send.seal(plaintext)?;
+        trace_frame(
+            &self.tracer,
+            Direction::Sent,
+            &record,
+            format_args!("record seq {sequence}"),
+        );
+        self.reader.get_mut().write_all(&record)?;
+        Ok(())
+    }
+
+    /// Receives and decrypts one message; fails if none arrives by `deadline`.
+    pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, ChannelError> {
+        self.reader.get_mut().set_deadline(deadline);
+        let mut frame = frame::read_frame(&mut self.reader)?;
+        if frame.kind != FrameKind::Record as u8 {
+            return Err(ChannelError::UnexpectedFrame {
+                expected: "Record",
+                got: frame.kind,
+            });
+        }
+        let sequence = self.established.recv.next_sequence();
+        if self.tracer.enabled() {
+            let bytes = frame::encode_raw(&frame);
+            trace_frame(
+                &self.tracer,
+                Direction::Received,
+                &bytes,
+                format_args!("record seq {sequence}"),
+            );
+        }
+        self.established.recv.open(&frame.header(), &mut frame.payload)?;
+        Ok(frame.payload)
+    }
+
+    /// The session identifier (the handshake transcript hash).
+    pub fn session_id(&self) -> [u8; 32] {
+        self.established.session_id
+    }
+
+    /// The fingerprint of the server key this channel was established with.
+    pub fn server_fingerprint(&self) -> &str {
+        &self.established.server_fingerprint
+    }
+
+    /// The tracer of this connection.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// The underlying socket (tests use it to send raw bytes; the server to shut it down).
+    pub fn socket(&self) -> &TcpStream {
+        self.reader.get_ref().get_ref()
+    }
+
+    /// Sets the socket's write timeout.
+    pub fn set_write_timeout(&self, timeout: Duration) -> Result<(), ChannelError> {
+        Ok(self.socket().set_write_timeout(Some(timeout))?)
+    }
+}

@@ -1,0 +1,102 @@
+//! Every limit of the system, in one place, each with the reason for its value.
+//!
+//! A limit that a test needs to shrink (time limits, the PBKDF2 cost) is only the *default*
+//! here; the running value lives in [`crate::server::ServerConfig`].
+
+/// Largest frame body accepted from a peer, in bytes. The largest legitimate frame is a
+/// history response (about 50 entries of under 100 bytes) or a ServerHello (about 900 bytes
+/// with an RSA-3072 key and signature); 16 KiB leaves room and bounds the memory a peer can
+/// make us allocate per connection.
+pub const MAX_FRAME_BODY_BYTES: usize = 16 * 1024;
+
+/// Default cap on concurrently open connections. Each costs one thread; 1,024 threads fit
+/// comfortably in memory on the 2-core machine this runs on, and a connection over the cap
+/// is told "busy" instead of queuing without bound.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default time a client has to finish the whole handshake, in seconds. A real client needs
+/// one round trip; 10 s tolerates slow links yet stops a peer from holding a thread by
+/// sending nothing (or one byte at a time).
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+
+/// Default time a connection may stay silent between requests, in seconds, and the time a
+/// single request frame may take to arrive. Five minutes lets a person read the menu; after
+/// that the thread is returned.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+
+/// Time a single reply may take to be accepted by the peer's socket, in seconds. A client
+/// that never reads its replies fills the socket buffer; this bounds how long it can block
+/// a worker.
+pub const WRITE_TIMEOUT_SECS: u64 = 10;
+
+/// Shortest account name, in bytes: two letters are too easy to guess as a target.
+pub const MIN_USERNAME_BYTES: usize = 3;
+
+/// Longest account name, in bytes: names are shown in menus and logs, and 32 is plenty.
+pub const MAX_USERNAME_BYTES: usize = 32;
+
+/// Shortest password accepted when an account is created (NIST SP 800-63B asks for 8).
+pub const MIN_PASSWORD_BYTES: usize = 8;
+
+/// Longest password accepted, in bytes. PBKDF2 hashes any length, but an unbounded field is
+/// an unbounded allocation; 128 bytes holds any passphrase a person types.
+pub const MAX_PASSWORD_BYTES: usize = 128;
+
+/// Default PBKDF2-HMAC-SHA256 iteration count for new password records: OWASP's 2023
+/// recommendation for this FIPS-approved construction.
+pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 600_000;
+
+/// Fewest PBKDF2 iterations a stored record may claim. Tests use small counts for speed;
+/// a journal that claims fewer than this is treated as damaged.
+pub const MIN_PBKDF2_ITERATIONS: u32 = 1_000;
+
+/// Most PBKDF2 iterations a stored record may claim: bounds the CPU one login can cost.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+/// Length of a password salt, in bytes (NIST SP 800-132 asks for at least 128 bits).
+pub const PASSWORD_SALT_BYTES: usize = 16;
+
+/// Digits in a one-time code: the familiar SMS format, one in a million per guess.
+pub const OTP_DIGITS: usize = 6;
+
+/// Default lifetime of a one-time code, in seconds: long enough to read it off a phone,
+/// short enough that a guessed code is rarely still valid.
+pub const DEFAULT_OTP_TTL_SECS: u64 = 120;
+
+/// Wrong codes allowed per login attempt before the attempt is ended. With 3 tries the
+/// chance of guessing a code is 3 in a million per password-verified attempt.
+pub const OTP_MAX_TRIES: u32 = 3;
+
+/// Consecutive failed logins (password or code) that lock an account.
+pub const LOCKOUT_THRESHOLD: u32 = 5;
+
+/// How long a locked account stays locked, in seconds (15 minutes): online guessing is
+/// slowed to 5 tries per quarter hour per account.
+pub const LOCKOUT_DURATION_SECS: u64 = 15 * 60;
+
+/// Largest amount a single deposit, withdrawal or transfer may move, in cents
+/// (1,000,000.00). Bounds the damage of a mistyped amount.
+pub const MAX_TRANSACTION_CENTS: u64 = 100_000_000;
+
+/// Largest balance an account may hold, in cents (10^15.00). Keeps the sum of every balance
+/// far below `u64::MAX`, so totals can never overflow.
+pub const MAX_BALANCE_CENTS: u64 = 100_000_000_000_000_000;
+
+/// History entries kept per account in memory and returned by a history request. Bounds the
+/// reply size (about 50 × 100 bytes, well under [`MAX_FRAME_BODY_BYTES`]).
+pub const MAX_HISTORY_ENTRIES: usize = 50;
+
+/// Longest error-code string on the wire, in bytes.
+pub const MAX_ERROR_CODE_BYTES: usize = 64;
+
+/// Longest echo payload, in bytes; an echo is a connectivity check, not a bulk transfer.
+pub const MAX_ECHO_BYTES: usize = 1024;
+
+/// Largest journal record payload, in bytes. The largest record is an account-opened
+/// record (name, salt, hash, a few integers: under 200 bytes); 4 KiB leaves room while a
+/// damaged length can never make replay allocate much.
+pub const MAX_JOURNAL_RECORD_BYTES: usize = 4096;
+
+/// Bytes the journal file is extended by, with zeros, ahead of the data, so that a sync
+/// does not also have to commit a change of file size. 64 MiB is about 600,000 records.
+pub const JOURNAL_PREALLOCATE_BYTES: u64 = 64 * 1024 * 1024;

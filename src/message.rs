@@ -1,0 +1,441 @@
+//! Application messages: what travels inside records once the channel is established.
+//!
+//! Each message is a type byte followed by its fields (integers big-endian, strings as `u16`
+//! length + UTF-8, each with a maximum). Requests use types `0x20..=0x28`, responses
+//! `0x80..=0x87`; `0x10` is the handshake's Finished. Decoders refuse unknown types,
+//! over-long fields and trailing bytes. PROTOCOL.md documents every layout.
+
+use std::fmt;
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, ErrorCode};
+use crate::limits::{
+    MAX_ECHO_BYTES, MAX_ERROR_CODE_BYTES, MAX_HISTORY_ENTRIES, MAX_PASSWORD_BYTES, MAX_USERNAME_BYTES,
+};
+use crate::money;
+
+/// A client-chosen transaction id: 16 random bytes, unique per user action.
+pub type TxId = [u8; 16];
+
+/// Longest one-time-code field accepted on the wire (a code is 6 digits; a little slack lets
+/// the server answer `otp_invalid` instead of closing on a mistyped code).
+pub const MAX_OTP_FIELD_BYTES: usize = 16;
+
+/// A request from the client.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Echo the bytes back (a connectivity check, allowed in any state).
+    Echo(Vec<u8>),
+    /// First login step: username and password.
+    Login {
+        /// The account name.
+        username: String,
+        /// The password, in clear inside the encrypted record.
+        password: String,
+    },
+    /// Second login step: the one-time code.
+    SubmitOtp(String),
+    /// Read the balance.
+    Balance,
+    /// Add money.
+    Deposit {
+        /// Transaction id.
+        txid: TxId,
+        /// Amount in cents.
+        amount_cents: u64,
+    },
+    /// Take money out.
+    Withdraw {
+        /// Transaction id.
+        txid: TxId,
+        /// Amount in cents.
+        amount_cents: u64,
+    },
+    /// Move money to another account.
+    Transfer {
+        /// Transaction id.
+        txid: TxId,
+        /// Amount in cents.
+        amount_cents: u64,
+        /// The receiving account's name.
+        to: String,
+    },
+    /// Read the most recent history entries.
+    History,
+    /// End the session.
+    Logout,
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// The opening balance when the account was created.
+    Opening = 1,
+    /// A deposit.
+    Deposit = 2,
+    /// A withdrawal.
+    Withdrawal = 3,
+    /// Money sent to the counterparty.
+    TransferOut = 4,
+    /// Money received from the counterparty.
+    TransferIn = 5,
+}
+
+impl EntryKind {
+    /// The kind for a wire byte.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        [
+            Self::Opening,
+            Self::Deposit,
+            Self::Withdrawal,
+            Self::TransferOut,
+            Self::TransferIn,
+        ]
+        .into_iter()
+        .find(|kind| *kind as u8 == byte)
+    }
+
+    /// A word for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Opening => "opening",
+            Self::Deposit => "deposit",
+            Self::Withdrawal => "withdrawal",
+            Self::TransferOut => "transfer out",
+            Self::TransferIn => "transfer in",
+        }
+    }
+}
+
+/// One line of an account's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// When it happened, in seconds since the Unix epoch.
+    pub at_unix_secs: u64,
+    /// What happened.
+    pub kind: EntryKind,
+    /// Amount moved, in cents.
+    pub amount_cents: u64,
+    /// The other account of a transfer; empty otherwise.
+    pub counterparty: String,
+    /// The balance right after, in cents.
+    pub balance_after_cents: u64,
+}
+
+/// A response from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// A rule refused the request.
+    Error(ErrorCode),
+    /// The echoed bytes.
+    Echo(Vec<u8>),
+    /// The password was right; a one-time code was sent to the registered device.
+    OtpSent {
+        /// How long the code is valid, in seconds.
+        ttl_secs: u32,
+    },
+    /// The code was right: the session is logged in.
+    LoggedIn {
+        /// The account name.
+        username: String,
+        /// Its balance, in cents.
+        balance_cents: u64,
+    },
+    /// The balance, in cents.
+    Balance(u64),
+    /// A deposit, withdrawal or transfer was applied (now or by an earlier request with the
+    /// same id).
+    TxApplied {
+        /// The transaction id.
+        txid: TxId,
+        /// The sender's balance right after the transaction, in cents.
+        balance_cents: u64,
+    },
+    /// The most recent history entries, oldest first.
+    History(Vec<HistoryEntry>),
+    /// The session ended.
+    LoggedOut,
+}
+
+mod tag {
+    pub const ECHO: u8 = 0x20;
+    pub const LOGIN: u8 = 0x21;
+    pub const SUBMIT_OTP: u8 = 0x22;
+    pub const BALANCE: u8 = 0x23;
+    pub const DEPOSIT: u8 = 0x24;
+    pub const WITHDRAW: u8 = 0x25;
+    pub const TRANSFER: u8 = 0x26;
+    pub const HISTORY: u8 = 0x27;
+    pub const LOGOUT: u8 = 0x28;
+    pub const R_ERROR: u8 = 0x80;
+    pub const R_ECHO: u8 = 0x81;
+    pub const R_OTP_SENT: u8 = 0x82;
+    pub const R_LOGGED_IN: u8 = 0x83;
+    pub const R_BALANCE: u8 = 0x84;
+    pub const R_TX_APPLIED: u8 = 0x85;
+    pub const R_HISTORY: u8 = 0x86;
+    pub const R_LOGGED_OUT: u8 = 0x87;
+}
+
+impl Request {
+    /// The message bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64);
+        match self {
+            Self::Echo(data) => w.u8(tag::ECHO).bytes16(data),
+            Self::Login { username, password } => w.u8(tag::LOGIN).str16(username).str16(password),
+            Self::SubmitOtp(code) => w.u8(tag::SUBMIT_OTP).str16(code),
+            Self::Balance => w.u8(tag::BALANCE),
+            Self::Deposit { txid, amount_cents } => w.u8(tag::DEPOSIT).raw(txid).u64(*amount_cents),
+            Self::Withdraw { txid, amount_cents } => w.u8(tag::WITHDRAW).raw(txid).u64(*amount_cents),
+            Self::Transfer { txid, amount_cents, to } => w.u8(tag::TRANSFER).raw(txid).u64(*amount_cents).str16(to),
+            Self::History => w.u8(tag::HISTORY),
+            Self::Logout => w.u8(tag::LOGOUT),
+        };
+        w.into_bytes()
+    }
+
+    /// Parses message bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let request = match r.u8("type")? {
+            tag::ECHO => Self::Echo(r.bytes16(MAX_ECHO_BYTES, "data")?.to_vec()),
+            tag::LOGIN => Self::Login {
+                username: r.str16(MAX_USERNAME_BYTES, "username")?.to_string(),
+                password: r.str16(MAX_PASSWORD_BYTES, "password")?.to_string(),
+            },
+            tag::SUBMIT_OTP => Self::SubmitOtp(r.str16(MAX_OTP_FIELD_BYTES, "code")?.to_string()),
+            tag::BALANCE => Self::Balance,
+            tag::DEPOSIT => Self::Deposit {
+                txid: r.array("txid")?,
+                amount_cents: r.u64("amount")?,
+            },
+            tag::WITHDRAW => Self::Withdraw {
+                txid: r.array("txid")?,
+                amount_cents: r.u64("amount")?,
+            },
+            tag::TRANSFER => Self::Transfer {
+                txid: r.array("txid")?,
+                amount_cents: r.u64("amount")?,
+                to: r.str16(MAX_USERNAME_BYTES, "to")?.to_string(),
+            },
+            tag::HISTORY => Self::History,
+            tag::LOGOUT => Self::Logout,
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(request)
+    }
+}
+
+/// Shows a request for traces and logs with the password and the code masked.
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Echo(data) => write!(f, "Echo({} bytes)", data.len()),
+            Self::Login { username, .. } => write!(f, "Login(username {username:?}, password ********)"),
+            Self::SubmitOtp(_) => write!(f, "SubmitOtp(code ******)"),
+            Self::Balance => write!(f, "Balance"),
+            Self::Deposit { txid, amount_cents } => {
+                write!(
+                    f,
+                    "Deposit(txid {}, amount {})",
+                    hex(txid),
+                    money::format_cents(*amount_cents)
+                )
+            }
+            Self::Withdraw { txid, amount_cents } => {
+                write!(
+                    f,
+                    "Withdraw(txid {}, amount {})",
+                    hex(txid),
+                    money::format_cents(*amount_cents)
+                )
+            }
+            Self::Transfer { txid, amount_cents, to } => write!(
+                f,
+                "Transfer(txid {}, amount {}, to {to:?})",
+                hex(txid),
+                money::format_cents(*amount_cents)
+            ),
+            Self::History => write!(f, "History"),
+            Self::Logout => write!(f, "Logout"),
+        }
+    }
+}
+
+/// Lowercase hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl Response {
+    /// The message bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64);
+        match self {
+            Self::Error(code) => w.u8(tag::R_ERROR).str16(code.as_str()),
+            Self::Echo(data) => w.u8(tag::R_ECHO).bytes16(data),
+            Self::OtpSent { ttl_secs } => w.u8(tag::R_OTP_SENT).u32(*ttl_secs),
+            Self::LoggedIn {
+                username,
+                balance_cents,
+            } => w.u8(tag::R_LOGGED_IN).str16(username).u64(*balance_cents),
+            Self::Balance(cents) => w.u8(tag::R_BALANCE).u64(*cents),
+            Self::TxApplied { txid, balance_cents } => w.u8(tag::R_TX_APPLIED).raw(txid).u64(*balance_cents),
+            Self::History(entries) => {
+                assert!(entries.len() <= MAX_HISTORY_ENTRIES, "history is bounded by the ledger");
+                w.u8(tag::R_HISTORY).u16(u16::try_from(entries.len()).expect("bounded"));
+                for entry in entries {
+                    w.u64(entry.at_unix_secs)
+                        .u8(entry.kind as u8)
+                        .u64(entry.amount_cents)
+                        .str16(&entry.counterparty)
+                        .u64(entry.balance_after_cents);
+                }
+                &mut w
+            }
+            Self::LoggedOut => w.u8(tag::R_LOGGED_OUT),
+        };
+        w.into_bytes()
+    }
+
+    /// Parses message bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let response = match r.u8("type")? {
+            tag::R_ERROR => {
+                let name = r.str16(MAX_ERROR_CODE_BYTES, "code")?;
+                Self::Error(ErrorCode::from_name(name).ok_or(DecodeError::BadValue("code"))?)
+            }
+            tag::R_ECHO => Self::Echo(r.bytes16(MAX_ECHO_BYTES, "data")?.to_vec()),
+            tag::R_OTP_SENT => Self::OtpSent {
+                ttl_secs: r.u32("ttl_secs")?,
+            },
+            tag::R_LOGGED_IN => Self::LoggedIn {
+                username: r.str16(MAX_USERNAME_BYTES, "username")?.to_string(),
+                balance_cents: r.u64("balance")?,
+            },
+            tag::R_BALANCE => Self::Balance(r.u64("balance")?),
+            tag::R_TX_APPLIED => Self::TxApplied {
+                txid: r.array("txid")?,
+                balance_cents: r.u64("balance")?,
+            },
+            tag::R_HISTORY => Self::History(decode_history(&mut r)?),
+            tag::R_LOGGED_OUT => Self::LoggedOut,
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(response)
+    }
+}
+
+fn decode_history(r: &mut Reader<'_>) -> Result<Vec<HistoryEntry>, DecodeError> {
+    let count = usize::from(r.u16("count")?);
+    if count > MAX_HISTORY_ENTRIES {
+        return Err(DecodeError::TooLong("entries"));
+    }
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push(HistoryEntry {
+            at_unix_secs: r.u64("time")?,
+            kind: EntryKind::from_byte(r.u8("kind")?).ok_or(DecodeError::BadValue("kind"))?,
+            amount_cents: r.u64("amount")?,
+            counterparty: r.str16(MAX_USERNAME_BYTES, "counterparty")?.to_string(),
+            balance_after_cents: r.u64("balance_after")?,
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_request() -> Vec<Request> {
+        vec![
+            Request::Echo(b"ping".to_vec()),
+            Request::Login {
+                username: "alice".into(),
+                password: "correct horse".into(),
+            },
+            Request::SubmitOtp("123456".into()),
+            Request::Balance,
+            Request::Deposit {
+                txid: [1; 16],
+                amount_cents: 1234,
+            },
+            Request::Withdraw {
+                txid: [2; 16],
+                amount_cents: 5,
+            },
+            Request::Transfer {
+                txid: [3; 16],
+                amount_cents: 99,
+                to: "bob".into(),
+            },
+            Request::History,
+            Request::Logout,
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        for request in every_request() {
+            assert_eq!(Request::decode(&request.encode()).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        let responses = vec![
+            Response::Error(ErrorCode::InsufficientFunds),
+            Response::Echo(vec![1, 2, 3]),
+            Response::OtpSent { ttl_secs: 120 },
+            Response::LoggedIn {
+                username: "alice".into(),
+                balance_cents: 10_000,
+            },
+            Response::Balance(42),
+            Response::TxApplied {
+                txid: [9; 16],
+                balance_cents: 7,
+            },
+            Response::History(vec![HistoryEntry {
+                at_unix_secs: 1_700_000_000,
+                kind: EntryKind::TransferOut,
+                amount_cents: 500,
+                counterparty: "bob".into(),
+                balance_after_cents: 9_500,
+            }]),
+            Response::LoggedOut,
+        ];
+        for response in responses {
+            assert_eq!(Response::decode(&response.encode()).unwrap(), response);
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_type_and_trailing_bytes() {
+        assert_eq!(Request::decode(&[0x7f]), Err(DecodeError::UnknownType(0x7f)));
+        assert_eq!(Request::decode(&[tag::BALANCE, 0]), Err(DecodeError::TrailingBytes));
+        assert_eq!(Request::decode(&[]), Err(DecodeError::Truncated("type")));
+    }
+
+    #[test]
+    fn refuses_history_count_over_the_limit() {
+        let bytes = [tag::R_HISTORY, 0xff, 0xff];
+        assert_eq!(Response::decode(&bytes), Err(DecodeError::TooLong("entries")));
+    }
+
+    #[test]
+    fn debug_output_masks_password_and_code() {
+        let login = Request::Login {
+            username: "alice".into(),
+            password: "hunter2hunter2".into(),
+        };
+        assert!(!format!("{login:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Request::SubmitOtp("482931".into())).contains("482931"));
+    }
+}

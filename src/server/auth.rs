@@ -1,0 +1,211 @@
+//! Passwords: validation, PBKDF2-HMAC-SHA256 hashing, constant-time checking, and the
+//! limiter that keeps a login flood from starving everything else.
+//!
+//! Invariants: a password is never stored or logged, only its salted hash; an unknown user
+//! costs the same PBKDF2 work as a wrong password (checked against a dummy record), so the
+//! answer and its timing do not reveal which names exist; at most one PBKDF2 check per
+//! core runs at once.
+
+use std::sync::{Condvar, Mutex};
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::events::PasswordRecord;
+use crate::limits::{
+    MAX_PASSWORD_BYTES, MAX_PBKDF2_ITERATIONS, MAX_USERNAME_BYTES, MIN_PASSWORD_BYTES, MIN_PBKDF2_ITERATIONS,
+    MIN_USERNAME_BYTES, PASSWORD_SALT_BYTES,
+};
+
+/// Why a name or password was refused when creating an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialError {
+    /// The name has the wrong length or characters.
+    BadUsername,
+    /// The password is shorter than [`MIN_PASSWORD_BYTES`].
+    PasswordTooShort,
+    /// The password is longer than [`MAX_PASSWORD_BYTES`].
+    PasswordTooLong,
+}
+
+impl std::fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadUsername => write!(
+                f,
+                "a username is {MIN_USERNAME_BYTES} to {MAX_USERNAME_BYTES} characters: lowercase letters, digits, '_' or '-', starting with a letter"
+            ),
+            Self::PasswordTooShort => write!(f, "a password needs at least {MIN_PASSWORD_BYTES} characters"),
+            Self::PasswordTooLong => write!(f, "a password has at most {MAX_PASSWORD_BYTES} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for CredentialError {}
+
+/// Checks an account name: 3–32 bytes of `a-z`, `0-9`, `_`, `-`, starting with a letter.
+pub fn validate_username(name: &str) -> Result<(), CredentialError> {
+    let bytes = name.as_bytes();
+    let allowed = |byte: &u8| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'_' || *byte == b'-';
+    if (MIN_USERNAME_BYTES..=MAX_USERNAME_BYTES).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(allowed)
+    {
+        Ok(())
+    } else {
+        Err(CredentialError::BadUsername)
+    }
+}
+
+/// Checks a new password's length.
+pub fn validate_new_password(password: &str) -> Result<(), CredentialError> {
+    if password.len() < MIN_PASSWORD_BYTES {
+        Err(CredentialError::PasswordTooShort)
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err(CredentialError::PasswordTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, out.as_mut());
+    out
+}
+
+/// Hashes a password with a fresh random salt.
+pub fn hash_password(password: &str, iterations: u32) -> PasswordRecord {
+    assert!(
+        (MIN_PBKDF2_ITERATIONS..=MAX_PBKDF2_ITERATIONS).contains(&iterations),
+        "configured iteration count in range"
+    );
+    let salt: [u8; PASSWORD_SALT_BYTES] = crate::rng::bytes();
+    let hash = *derive(password.as_bytes(), &salt, iterations);
+    PasswordRecord { salt, iterations, hash }
+}
+
+/// Whether `password` matches `record`, compared in constant time.
+pub fn verify_password(record: &PasswordRecord, password: &str) -> bool {
+    let iterations = record.iterations.clamp(MIN_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS);
+    let candidate = derive(password.as_bytes(), &record.salt, iterations);
+    bool::from(candidate.as_ref().ct_eq(&record.hash)) && iterations == record.iterations
+}
+
+/// A record no password matches, checked for unknown users so they cost the same work.
+pub fn dummy_record(iterations: u32) -> PasswordRecord {
+    PasswordRecord {
+        salt: crate::rng::bytes(),
+        iterations,
+        hash: crate::rng::bytes(),
+    }
+}
+
+/// A counting semaphore that bounds how many PBKDF2 checks run at once.
+#[derive(Debug)]
+pub struct HashLimiter {
+    available: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A permit to run one PBKDF2 check; returned on drop.
+#[derive(Debug)]
+pub struct HashPermit<'a> {
+    limiter: &'a HashLimiter,
+}
+
+impl HashLimiter {
+    /// A limiter allowing `permits` checks at once (at least one).
+    pub fn new(permits: usize) -> Self {
+        Self {
+            available: Mutex::new(permits.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// A limiter with one permit per available core.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// Waits for a permit.
+    pub fn acquire(&self) -> HashPermit<'_> {
+        let mut available = self.available.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *available == 0 {
+            available = self
+                .freed
+                .wait(available)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        *available -= 1;
+        HashPermit { limiter: self }
+    }
+}
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        *self
+            .limiter
+            .available
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+        self.limiter.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn right_password_verifies_and_wrong_one_does_not() {
+        let record = hash_password("correct horse", 1_000);
+        assert!(verify_password(&record, "correct horse"));
+        assert!(!verify_password(&record, "correct hors"));
+        assert!(!verify_password(&dummy_record(1_000), "correct horse"));
+    }
+
+    #[test]
+    fn same_password_gets_different_salts() {
+        assert_ne!(
+            hash_password("pw123456", 1_000).hash,
+            hash_password("pw123456", 1_000).hash
+        );
+    }
+
+    #[test]
+    fn validates_usernames_and_passwords() {
+        assert!(validate_username("user123").is_ok());
+        assert!(validate_username("alice").is_ok());
+        for bad in ["al", "Alice", "1abc", "a b c", "ali\u{e9}", "", &"a".repeat(33)] {
+            assert!(validate_username(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(validate_new_password("short"), Err(CredentialError::PasswordTooShort));
+        assert!(validate_new_password("long enough").is_ok());
+        assert_eq!(
+            validate_new_password(&"x".repeat(129)),
+            Err(CredentialError::PasswordTooLong)
+        );
+    }
+
+    #[test]
+    fn limiter_never_hands_out_more_permits_than_it_has() {
+        let limiter = std::sync::Arc::new(HashLimiter::new(2));
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (limiter, running, peak) = (limiter.clone(), running.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _permit = limiter.acquire();
+                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|thread| thread.join().unwrap());
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

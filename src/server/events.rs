@@ -1,0 +1,264 @@
+//! Journal events: every state change of the bank, as the bytes stored on disk.
+//!
+//! The ledger changes *only* by applying these events (see [`super::ledger::Ledger::apply`]),
+//! live and on replay alike, so a restart rebuilds exactly the state clients were told about.
+//! Layouts (integers big-endian, strings `u16` length + UTF-8):
+//!
+//! ```text
+//! 0x01 AccountOpened  at u64 | name str | salt[16] | iterations u32 | hash[32] | opening_cents u64
+//! 0x02 LoginFailed    at u64 | name str
+//! 0x03 AccountLocked  at u64 | name str | until u64
+//! 0x04 LoginSucceeded at u64 | name str
+//! 0x05 Transaction    at u64 | user str | txid[16] | kind u8 | amount u64 | counterparty str | outcome str
+//! ```
+//! `kind` is 1 deposit, 2 withdrawal, 3 transfer; `outcome` is `ok` or an error code name.
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, ErrorCode};
+use crate::limits::{MAX_ERROR_CODE_BYTES, MAX_USERNAME_BYTES, PASSWORD_SALT_BYTES};
+use crate::message::TxId;
+
+/// A stored password: PBKDF2-HMAC-SHA256 output with its salt and iteration count.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordRecord {
+    /// Random per-account salt.
+    pub salt: [u8; PASSWORD_SALT_BYTES],
+    /// PBKDF2 iteration count used for this record.
+    pub iterations: u32,
+    /// The derived 32-byte hash.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Debug for PasswordRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PasswordRecord(PBKDF2-HMAC-SHA256, {} iterations, hash hidden)",
+            self.iterations
+        )
+    }
+}
+
+/// The three kinds of money movement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TxKind {
+    /// Money in.
+    Deposit = 1,
+    /// Money out.
+    Withdrawal = 2,
+    /// Money to another account.
+    Transfer = 3,
+}
+
+impl TxKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        [Self::Deposit, Self::Withdrawal, Self::Transfer]
+            .into_iter()
+            .find(|kind| *kind as u8 == byte)
+    }
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new account with its password record and opening balance.
+    AccountOpened {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+        /// Password record.
+        password: PasswordRecord,
+        /// Opening balance in cents (counts as a deposit for the invariants).
+        opening_cents: u64,
+    },
+    /// A wrong password or code for an existing account.
+    LoginFailed {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+    },
+    /// The account is locked until `until` (after too many failures).
+    AccountLocked {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+        /// Unix seconds when the lock ends.
+        until: u64,
+    },
+    /// A complete two-step login.
+    LoginSucceeded {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+    },
+    /// A deposit, withdrawal or transfer and its outcome (applied or refused by a rule that
+    /// depends on the ledger's state).
+    Transaction {
+        /// Unix seconds.
+        at: u64,
+        /// The account that asked.
+        user: String,
+        /// Client-chosen id.
+        txid: TxId,
+        /// What was asked.
+        kind: TxKind,
+        /// Amount in cents.
+        amount_cents: u64,
+        /// Recipient of a transfer; empty otherwise.
+        counterparty: String,
+        /// `None` if applied, else the rule that refused it.
+        refused: Option<ErrorCode>,
+    },
+}
+
+const OUTCOME_OK: &str = "ok";
+
+impl Event {
+    /// The record payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(96);
+        match self {
+            Self::AccountOpened {
+                at,
+                name,
+                password,
+                opening_cents,
+            } => w
+                .u8(0x01)
+                .u64(*at)
+                .str16(name)
+                .raw(&password.salt)
+                .u32(password.iterations)
+                .raw(&password.hash)
+                .u64(*opening_cents),
+            Self::LoginFailed { at, name } => w.u8(0x02).u64(*at).str16(name),
+            Self::AccountLocked { at, name, until } => w.u8(0x03).u64(*at).str16(name).u64(*until),
+            Self::LoginSucceeded { at, name } => w.u8(0x04).u64(*at).str16(name),
+            Self::Transaction {
+                at,
+                user,
+                txid,
+                kind,
+                amount_cents,
+                counterparty,
+                refused,
+            } => w
+                .u8(0x05)
+                .u64(*at)
+                .str16(user)
+                .raw(txid)
+                .u8(*kind as u8)
+                .u64(*amount_cents)
+                .str16(counterparty)
+                .str16(refused.map_or(OUTCOME_OK, ErrorCode::as_str)),
+        };
+        w.into_bytes()
+    }
+
+    /// Parses record payload bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let name = |r: &mut Reader<'_>| r.str16(MAX_USERNAME_BYTES, "name").map(str::to_string);
+        let event = match r.u8("type")? {
+            0x01 => Self::AccountOpened {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+                password: PasswordRecord {
+                    salt: r.array("salt")?,
+                    iterations: r.u32("iterations")?,
+                    hash: r.array("hash")?,
+                },
+                opening_cents: r.u64("opening")?,
+            },
+            0x02 => Self::LoginFailed {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+            },
+            0x03 => Self::AccountLocked {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+                until: r.u64("until")?,
+            },
+            0x04 => Self::LoginSucceeded {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+            },
+            0x05 => Self::Transaction {
+                at: r.u64("at")?,
+                user: name(&mut r)?,
+                txid: r.array("txid")?,
+                kind: TxKind::from_byte(r.u8("kind")?).ok_or(DecodeError::BadValue("kind"))?,
+                amount_cents: r.u64("amount")?,
+                counterparty: r.str16(MAX_USERNAME_BYTES, "counterparty")?.to_string(),
+                refused: match r.str16(MAX_ERROR_CODE_BYTES, "outcome")? {
+                    OUTCOME_OK => None,
+                    code => Some(ErrorCode::from_name(code).ok_or(DecodeError::BadValue("outcome"))?),
+                },
+            },
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_round_trips() {
+        let password = PasswordRecord {
+            salt: [1; 16],
+            iterations: 600_000,
+            hash: [2; 32],
+        };
+        let events = [
+            Event::AccountOpened {
+                at: 1,
+                name: "alice".into(),
+                password,
+                opening_cents: 500,
+            },
+            Event::LoginFailed {
+                at: 2,
+                name: "alice".into(),
+            },
+            Event::AccountLocked {
+                at: 3,
+                name: "alice".into(),
+                until: 903,
+            },
+            Event::LoginSucceeded {
+                at: 4,
+                name: "alice".into(),
+            },
+            Event::Transaction {
+                at: 5,
+                user: "alice".into(),
+                txid: [3; 16],
+                kind: TxKind::Transfer,
+                amount_cents: 100,
+                counterparty: "bob".into(),
+                refused: Some(ErrorCode::InsufficientFunds),
+            },
+            Event::Transaction {
+                at: 6,
+                user: "alice".into(),
+                txid: [4; 16],
+                kind: TxKind::Deposit,
+                amount_cents: 100,
+                counterparty: String::new(),
+                refused: None,
+            },
+        ];
+        for event in events {
+            assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The journal file: an append-only, hash-chained log of [`super::events::Event`]s, and its
+//! recovery on start.
+//!
+//! ```text
+//! file   = magic "SBJRNL01" | record* | zero bytes (preallocated space)
+//! record = length u32 (payload bytes, ≥ 1) | payload | chain[32]
+//! chain  = SHA-256(previous chain | length | payload); the first record's previous chain
+//!          is SHA-256("securebank journal v1")
+//! ```
+//! Invariants: a record is valid only if its chain value matches, so a changed, removed or
+//! reordered record breaks every chain value after it. On start, the first invalid record
+//! is either the *torn tail* — unfinished (the file ends inside it, or its chain value is
+//! still the preallocated zeros) with nothing but zeros after it: a write the crash
+//! interrupted, never acknowledged — which is cut off and synced, or it is damage (a
+//! complete record whose chain value is wrong, wherever it is), and the server refuses to
+//! start, naming the byte offset. A zero length marks the end of the data.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::channel::keys::sha256;
+use crate::error::JournalError;
+use crate::limits::MAX_JOURNAL_RECORD_BYTES;
+
+/// The first bytes of every journal file.
+pub const MAGIC: [u8; 8] = *b"SBJRNL01";
+
+/// The journal's file name inside the data directory.
+pub const FILE_NAME: &str = "journal.log";
+
+/// Bytes of a record around its payload: length prefix and chain value.
+pub const RECORD_OVERHEAD_BYTES: usize = 4 + 32;
+
+/// The chain value before the first record.
+pub fn genesis_chain() -> [u8; 32] {
+    sha256(&[b"securebank journal v1"])
+}
+
+/// The chain value of a record with `payload` that follows `previous`.
+pub fn next_chain(previous: &[u8; 32], payload: &[u8]) -> [u8; 32] {
+    let length = u32::try_from(payload.len())
+        .expect("payload under its limit")
+        .to_be_bytes();
+    sha256(&[previous, &length, payload])
+}
+
+/// Appends one encoded record to `out` and returns its chain value.
+pub fn encode_record(previous: &[u8; 32], payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
+    assert!(
+        !payload.is_empty() && payload.len() <= MAX_JOURNAL_RECORD_BYTES,
+        "event encodes within limits"
+    );
+    let chain = next_chain(previous, payload);
+    out.extend_from_slice(&u32::try_from(payload.len()).expect("bounded").to_be_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&chain);
+    chain
+}
+
+/// The path of the journal in `data_dir`.
+pub fn path_in(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// What a scan of the journal found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Valid records.
+    pub records: u64,
+    /// Byte offset just after the last valid record (where the next record goes).
+    pub end_offset: u64,
+    /// Chain value of the last valid record (the genesis value if none).
+    pub head: [u8; 32],
+    /// If the file held an incomplete last record: its offset (it is not part of the log).
+    pub torn_tail_at: Option<u64>,
+}
+
+enum Step {
+    Record(Vec<u8>),
+    End,
+    /// An invalid record; `maybe_torn` if it looks unfinished (cut short, or its chain
+    /// value still zero) rather than complete but wrong.
+    Invalid {
+        at: u64,
+        reason: String,
+        maybe_torn: bool,
+    },
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn next_step(reader: &mut impl Read, offset: u64, previous: &[u8; 32]) -> io::Result<Step> {
+    let mut length = [0u8; 4];
+    let got = read_up_to(reader, &mut length)?;
+    if got == 0 || (got == 4 && length == [0; 4]) {
+        return Ok(Step::End);
+    }
+    let invalid = |reason: &str, maybe_torn: bool| Step::Invalid {
+        at: offset,
+        reason: reason.into(),
+        maybe_torn,
+    };
+    if got < 4 {
+        return Ok(invalid("record length cut short", true));
+    }
+    let payload_len = u32::from_be_bytes(length) as usize;
+    if payload_len > MAX_JOURNAL_RECORD_BYTES {
+        return Ok(invalid("record length over the limit", false));
+    }
+    let mut body = vec![0u8; payload_len + 32];
+    if read_up_to(reader, &mut body)? < body.len() {
+        return Ok(invalid("record cut short", true));
+    }
+    let (payload, chain) = body.split_at(payload_len);
+    let chain: [u8; 32] = chain.try_into().expect("32 bytes");
+    if next_chain(previous, payload) != chain {
+        let unfinished = chain == [0u8; 32];
+        return Ok(invalid(
+            "chain value does not match (record changed, removed or reordered)",
+            unfinished,
+        ));
+    }
+    body.truncate(payload_len);
+    Ok(Step::Record(body))
+}
+
+fn rest_is_zero(reader: &mut impl Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let got = reader.read(&mut buf)?;
+        if got == 0 {
+            return Ok(true);
+        }
+        if buf[..got].iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+    }
+}
+
+/// Reads every valid record in order, handing each payload and its offset to `visit`.
+/// Damage before the tail, or a payload `visit` refuses, is [`JournalError::Corrupt`].
+pub fn scan(file: &File, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<ScanReport, JournalError> {
+    let mut file = file;
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut magic = [0u8; 8];
+    if read_up_to(&mut reader, &mut magic)? != 8 || magic != MAGIC {
+        return Err(JournalError::Corrupt {
+            offset: 0,
+            reason: "not a securebank journal (bad magic)".into(),
+        });
+    }
+    let mut report = ScanReport {
+        records: 0,
+        end_offset: 8,
+        head: genesis_chain(),
+        torn_tail_at: None,
+    };
+    loop {
+        match next_step(&mut reader, report.end_offset, &report.head)? {
+            Step::End => return Ok(report),
+            Step::Record(payload) => {
+                let offset = report.end_offset;
+                visit(offset, &payload).map_err(|reason| JournalError::Corrupt { offset, reason })?;
+                report.head = next_chain(&report.head, &payload);
+                report.records += 1;
+                report.end_offset = offset + (payload.len() + RECORD_OVERHEAD_BYTES) as u64;
+            }
+            Step::Invalid { at, reason, maybe_torn } => {
+                return if maybe_torn && rest_is_zero(&mut reader)? {
+                    report.torn_tail_at = Some(at);
+                    Ok(report)
+                } else {
+                    Err(JournalError::Corrupt { offset: at, reason })
+                };
+            }
+        }
+    }
+}
+
+/// Creates a new, empty journal (magic only) and syncs it and its directory.
+pub fn create(path: &Path) -> Result<File, JournalError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(&MAGIC)?;
+    file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(file)
+}
+
+/// Opens (or creates) the journal in `data_dir` for writing, and takes its exclusive lock
+/// so a second server on the same directory is refused.
+pub fn open_locked(data_dir: &Path) -> Result<File, JournalError> {
+    crate::identity::create_private_dir(data_dir)?;
+    let path = path_in(data_dir);
+    let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => create(&path)?,
+        Err(err) => return Err(err.into()),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(JournalError::Locked(data_dir.display().to_string())),
+        Err(fs::TryLockError::Error(err)) => Err(err.into()),
+    }
+}
+
+/// Cuts the file at `offset` (dropping a torn tail) and syncs it.
+pub fn truncate_at(file: &File, offset: u64) -> Result<(), JournalError> {
+    file.set_len(offset)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_with(payloads: &[&[u8]]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = MAGIC.to_vec();
+        let mut chain = genesis_chain();
+        for payload in payloads {
+            chain = encode_record(&chain, payload, &mut bytes);
+        }
+        fs::write(&path, bytes).unwrap();
+        (dir, path)
+    }
+
+    fn scan_path(path: &Path) -> Result<(ScanReport, Vec<Vec<u8>>), JournalError> {
+        let file = File::open(path).unwrap();
+        let mut seen = Vec::new();
+        let report = scan(&file, |_, payload| {
+            seen.push(payload.to_vec());
+            Ok(())
+        })?;
+        Ok((report, seen))
+    }
+
+    #[test]
+    fn reads_back_every_record_and_ignores_preallocated_zeros() {
+        let (_dir, path) = journal_with(&[b"one", b"two"]);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[0u8; 4096]).unwrap();
+        let (report, seen) = scan_path(&path).unwrap();
+        assert_eq!(seen, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(report.records, 2);
+        assert_eq!(report.torn_tail_at, None);
+        assert_eq!(report.end_offset, 8 + 2 * (3 + 36));
+    }
+
+    #[test]
+    fn a_cut_at_every_offset_inside_the_last_record_recovers_to_the_previous_record() {
+        let (_dir, path) = journal_with(&[b"first", b"second-record"]);
+        let full = fs::read(&path).unwrap();
+        let last_start = 8 + 5 + 36;
+        for cut in last_start + 1..full.len() {
+            fs::write(&path, &full[..cut]).unwrap();
+            let (report, seen) = scan_path(&path).unwrap();
+            assert_eq!(seen, vec![b"first".to_vec()], "cut at {cut}");
+            assert_eq!(report.torn_tail_at, Some(last_start as u64), "cut at {cut}");
+            assert_eq!(report.end_offset, last_start as u64);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_an_earlier_record_is_corruption_naming_its_offset() {
+        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8 + 4 + 41 + 2] ^= 0x40; // inside "second"
+        fs::write(&path, &bytes).unwrap();
+        match scan_path(&path) {
+            Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, 8 + 41),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_removed_middle_record_breaks_the_chain() {
+        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
+        let bytes = fs::read(&path).unwrap();
+        let mut without_second = bytes[..8 + 41].to_vec();
+        without_second.extend_from_slice(&bytes[8 + 41 + 42..]);
+        fs::write(&path, &without_second).unwrap();
+        assert!(matches!(
+            scan_path(&path),
+            Err(JournalError::Corrupt { offset: 49, .. })
+        ));
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_last_complete_record_is_corruption_not_a_torn_tail() {
+        let (_dir, path) = journal_with(&[b"first", b"second"]);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8 + 41 + 5] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            scan_path(&path),
+            Err(JournalError::Corrupt { offset: 49, .. })
+        ));
+    }
+
+    #[test]
+    fn a_last_record_whose_chain_value_is_still_zero_is_a_torn_tail() {
+        let (_dir, path) = journal_with(&[b"first", b"second"]);
+        let mut bytes = fs::read(&path).unwrap();
+        let len = bytes.len();
+        bytes[len - 32..].fill(0);
+        bytes.extend_from_slice(&[0u8; 100]);
+        fs::write(&path, &bytes).unwrap();
+        let (report, seen) = scan_path(&path).unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(report.torn_tail_at, Some(49));
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        fs::write(&path, b"hello world").unwrap();
+        assert!(matches!(scan_path(&path), Err(JournalError::Corrupt { offset: 0, .. })));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open_locked(dir.path()).unwrap();
+        assert!(matches!(open_locked(dir.path()), Err(JournalError::Locked(_))));
+    }
+}

@@ -1,0 +1,368 @@
+//! The ledger: accounts, balances, history, login counters and seen transaction ids, in
+//! memory.
+//!
+//! Invariants: the ledger changes only through [`Ledger::apply`] of a journal [`Event`], so
+//! live operation and replay agree; every decision (`decide_*`) reads the state and returns
+//! the event to record, and the caller applies and journals it under the *same* lock
+//! acquisition, so check and change are atomic; no balance ever goes below zero or above
+//! [`MAX_BALANCE_CENTS`]; the sum of balances equals deposits − withdrawals (checked by
+//! `bank-server verify`).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::events::{Event, PasswordRecord, TxKind};
+use crate::error::ErrorCode;
+use crate::limits::{
+    LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS,
+};
+use crate::message::{EntryKind, HistoryEntry, TxId};
+
+/// One account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The stored password.
+    pub password: PasswordRecord,
+    /// Balance in cents.
+    pub balance_cents: u64,
+    /// Failed logins since the last success or lock.
+    pub consecutive_failures: u32,
+    /// Unix seconds until which the account is locked (0 or past: not locked).
+    pub locked_until: u64,
+    /// The most recent entries, oldest first, at most [`MAX_HISTORY_ENTRIES`].
+    pub history: VecDeque<HistoryEntry>,
+}
+
+impl Account {
+    /// Whether logins are refused at `now` (Unix seconds).
+    pub fn is_locked(&self, now: u64) -> bool {
+        now < self.locked_until
+    }
+}
+
+/// What a transaction id was first used for, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SeenTransaction {
+    kind: TxKind,
+    amount_cents: u64,
+    counterparty: String,
+    outcome: Result<u64, ErrorCode>,
+    lsn: u64,
+}
+
+/// A transaction request, as checked by the ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct TxRequest<'a> {
+    /// The logged-in account that asks.
+    pub user: &'a str,
+    /// Client-chosen id.
+    pub txid: TxId,
+    /// What is asked.
+    pub kind: TxKind,
+    /// Amount in cents.
+    pub amount_cents: u64,
+    /// Recipient of a transfer; empty otherwise.
+    pub counterparty: &'a str,
+}
+
+/// What the ledger decided about a transaction request.
+#[derive(Debug)]
+pub enum TxDecision {
+    /// Refused by a rule that does not depend on state; nothing is recorded and the id is
+    /// not consumed.
+    Invalid(ErrorCode),
+    /// The id was seen before with the same contents: this is the original outcome, recorded
+    /// at journal position `lsn` (the reply must wait until that is durable).
+    Repeat {
+        /// The original outcome: the balance after, or the refusal.
+        outcome: Result<u64, ErrorCode>,
+        /// Journal position of the original record.
+        lsn: u64,
+    },
+    /// A new transaction: record this event (it may record a refusal).
+    Record(Event),
+}
+
+/// Totals for the invariant check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// All money that came in (opening balances and deposits), in cents.
+    pub deposited_cents: u128,
+    /// All money that went out (withdrawals), in cents.
+    pub withdrawn_cents: u128,
+}
+
+/// The whole in-memory state.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    accounts: HashMap<String, Account>,
+    seen: HashMap<(String, TxId), SeenTransaction>,
+    totals: Totals,
+}
+
+fn push_history(account: &mut Account, entry: HistoryEntry) {
+    if account.history.len() == MAX_HISTORY_ENTRIES {
+        account.history.pop_front();
+    }
+    account.history.push_back(entry);
+}
+
+impl Ledger {
+    /// The account called `name`.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.get(name)
+    }
+
+    /// Number of accounts.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Money in and out since the beginning.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Sum of all balances, in cents.
+    pub fn sum_of_balances(&self) -> u128 {
+        self.accounts
+            .values()
+            .map(|account| u128::from(account.balance_cents))
+            .sum()
+    }
+
+    /// Checks a transaction request against the rules and the state. The caller must apply
+    /// and journal a `Record` event before releasing the lock it read this under.
+    pub fn decide_transaction(&self, request: TxRequest<'_>, now: u64) -> TxDecision {
+        if let Some(code) = stateless_check(&request) {
+            return TxDecision::Invalid(code);
+        }
+        if let Some(seen) = self.seen.get(&(request.user.to_string(), request.txid)) {
+            let same = seen.kind == request.kind
+                && seen.amount_cents == request.amount_cents
+                && seen.counterparty == request.counterparty;
+            return if same {
+                TxDecision::Repeat {
+                    outcome: seen.outcome,
+                    lsn: seen.lsn,
+                }
+            } else {
+                TxDecision::Invalid(ErrorCode::TransactionIdReused)
+            };
+        }
+        let refused = self.stateful_check(&request).err();
+        TxDecision::Record(Event::Transaction {
+            at: now,
+            user: request.user.to_string(),
+            txid: request.txid,
+            kind: request.kind,
+            amount_cents: request.amount_cents,
+            counterparty: request.counterparty.to_string(),
+            refused,
+        })
+    }
+
+    fn stateful_check(&self, request: &TxRequest<'_>) -> Result<(), ErrorCode> {
+        let sender = self.accounts.get(request.user).ok_or(ErrorCode::NotAuthenticated)?;
+        let amount = request.amount_cents;
+        match request.kind {
+            TxKind::Deposit => credit_check(sender.balance_cents, amount),
+            TxKind::Withdrawal => debit_check(sender.balance_cents, amount),
+            TxKind::Transfer => {
+                let recipient = self
+                    .accounts
+                    .get(request.counterparty)
+                    .ok_or(ErrorCode::UnknownRecipient)?;
+                debit_check(sender.balance_cents, amount)?;
+                credit_check(recipient.balance_cents, amount)
+            }
+        }
+    }
+
+    /// Applies one event. Returns an error (a description) if the event cannot follow the
+    /// current state: live, that is a programmer error; on replay, a damaged journal.
+    pub fn apply(&mut self, event: &Event, lsn: u64) -> Result<(), &'static str> {
+        match event {
+            Event::AccountOpened {
+                at,
+                name,
+                password,
+                opening_cents,
+            } => {
+                if self.accounts.contains_key(name) {
+                    return Err("account opened twice");
+                }
+                if *opening_cents > MAX_BALANCE_CENTS {
+                    return Err("opening balance over the maximum");
+                }
+                let mut account = Account {
+                    password: password.clone(),
+                    balance_cents: *opening_cents,
+                    consecutive_failures: 0,
+                    locked_until: 0,
+                    history: VecDeque::new(),
+                };
+                if *opening_cents > 0 {
+                    push_history(
+                        &mut account,
+                        entry(*at, EntryKind::Opening, *opening_cents, "", *opening_cents),
+                    );
+                }
+                self.totals.deposited_cents += u128::from(*opening_cents);
+                self.accounts.insert(name.clone(), account);
+            }
+            Event::LoginFailed { name, .. } => {
+                let account = self.accounts.get_mut(name).ok_or("login failure for unknown account")?;
+                account.consecutive_failures = account.consecutive_failures.saturating_add(1);
+            }
+            Event::AccountLocked { name, until, .. } => {
+                let account = self.accounts.get_mut(name).ok_or("lock of unknown account")?;
+                account.locked_until = *until;
+                account.consecutive_failures = 0;
+            }
+            Event::LoginSucceeded { name, .. } => {
+                let account = self.accounts.get_mut(name).ok_or("login of unknown account")?;
+                account.consecutive_failures = 0;
+            }
+            Event::Transaction { .. } => self.apply_transaction(event, lsn)?,
+        }
+        Ok(())
+    }
+
+    fn apply_transaction(&mut self, event: &Event, lsn: u64) -> Result<(), &'static str> {
+        let Event::Transaction {
+            at,
+            user,
+            txid,
+            kind,
+            amount_cents,
+            counterparty,
+            refused,
+        } = event
+        else {
+            unreachable!("called with a transaction event");
+        };
+        let key = (user.clone(), *txid);
+        if self.seen.contains_key(&key) {
+            return Err("transaction id recorded twice");
+        }
+        let request = TxRequest {
+            user,
+            txid: *txid,
+            kind: *kind,
+            amount_cents: *amount_cents,
+            counterparty,
+        };
+        let outcome = match refused {
+            Some(code) => Err(*code),
+            None => {
+                if stateless_check(&request).is_some() || self.stateful_check(&request).is_err() {
+                    return Err("applied transaction breaks a ledger rule");
+                }
+                Ok(self.move_money(&request, *at))
+            }
+        };
+        let seen = SeenTransaction {
+            kind: *kind,
+            amount_cents: *amount_cents,
+            counterparty: counterparty.clone(),
+            outcome,
+            lsn,
+        };
+        self.seen.insert(key, seen);
+        Ok(())
+    }
+
+    /// Moves money for a checked request; returns the sender's balance after.
+    fn move_money(&mut self, request: &TxRequest<'_>, at: u64) -> u64 {
+        let amount = request.amount_cents;
+        let sender = self.accounts.get_mut(request.user).expect("checked");
+        let (new_balance, kind) = match request.kind {
+            TxKind::Deposit => (sender.balance_cents + amount, EntryKind::Deposit),
+            TxKind::Withdrawal => (sender.balance_cents - amount, EntryKind::Withdrawal),
+            TxKind::Transfer => (sender.balance_cents - amount, EntryKind::TransferOut),
+        };
+        sender.balance_cents = new_balance;
+        push_history(sender, entry(at, kind, amount, request.counterparty, new_balance));
+        match request.kind {
+            TxKind::Deposit => self.totals.deposited_cents += u128::from(amount),
+            TxKind::Withdrawal => self.totals.withdrawn_cents += u128::from(amount),
+            TxKind::Transfer => {
+                let recipient = self.accounts.get_mut(request.counterparty).expect("checked");
+                recipient.balance_cents += amount;
+                let recipient_balance = recipient.balance_cents;
+                push_history(
+                    recipient,
+                    entry(at, EntryKind::TransferIn, amount, request.user, recipient_balance),
+                );
+            }
+        }
+        new_balance
+    }
+
+    /// The events a failed login of `name` at `now` must record: a failure, and a lock if it
+    /// reaches the threshold. Returns whether the account is now locked.
+    pub fn decide_login_failure(&self, name: &str, now: u64) -> (Vec<Event>, bool) {
+        let Some(account) = self.accounts.get(name) else {
+            return (Vec::new(), false);
+        };
+        let mut events = vec![Event::LoginFailed {
+            at: now,
+            name: name.to_string(),
+        }];
+        let locks = account.consecutive_failures + 1 >= LOCKOUT_THRESHOLD;
+        if locks {
+            events.push(Event::AccountLocked {
+                at: now,
+                name: name.to_string(),
+                until: now + LOCKOUT_DURATION_SECS,
+            });
+        }
+        (events, locks)
+    }
+}
+
+fn entry(at: u64, kind: EntryKind, amount_cents: u64, counterparty: &str, balance_after_cents: u64) -> HistoryEntry {
+    HistoryEntry {
+        at_unix_secs: at,
+        kind,
+        amount_cents,
+        counterparty: counterparty.to_string(),
+        balance_after_cents,
+    }
+}
+
+/// Rules that depend only on the request, checked before anything else.
+fn stateless_check(request: &TxRequest<'_>) -> Option<ErrorCode> {
+    if request.amount_cents == 0 {
+        return Some(ErrorCode::AmountMustBePositive);
+    }
+    if request.amount_cents > MAX_TRANSACTION_CENTS {
+        return Some(ErrorCode::AmountExceedsLimit);
+    }
+    if request.kind == TxKind::Transfer {
+        if request.counterparty == request.user {
+            return Some(ErrorCode::CannotTransferToSelf);
+        }
+        if super::auth::validate_username(request.counterparty).is_err() {
+            return Some(ErrorCode::UnknownRecipient);
+        }
+    } else if !request.counterparty.is_empty() {
+        return Some(ErrorCode::InvalidField);
+    }
+    None
+}
+
+fn debit_check(balance: u64, amount: u64) -> Result<(), ErrorCode> {
+    if balance < amount {
+        Err(ErrorCode::InsufficientFunds)
+    } else {
+        Ok(())
+    }
+}
+
+fn credit_check(balance: u64, amount: u64) -> Result<(), ErrorCode> {
+    match balance.checked_add(amount) {
+        Some(total) if total <= MAX_BALANCE_CENTS => Ok(()),
+        _ => Err(ErrorCode::BalanceWouldOverflow),
+    }
+}

@@ -1,0 +1,260 @@
+//! The server: a blocking listener, one thread per connection, a cap on connections.
+//!
+//! | file | concern |
+//! |---|---|
+//! | [`session`] | one connection's login state machine and request dispatch |
+//! | [`auth`] | password validation, PBKDF2, the hash limiter |
+//! | [`otp`] | one-time codes: generation, tags, delivery |
+//! | [`bank`] | the ledger behind its mutex plus the journal: every operation |
+//! | [`ledger`] | in-memory accounts and the rules of money |
+//! | [`events`] | journal events (the only way the ledger changes) |
+//! | [`journal`] | the hash-chained journal file and its recovery |
+//! | [`commit`] | group commit: one `fdatasync` for many records |
+//! | [`admin`] | add-account, demo accounts, `verify` |
+//!
+//! Invariants: a connection thread never takes the server down — every failure of a peer
+//! (bad frame, bad record, timeout) ends that connection only; the number of connection
+//! threads never exceeds `max_connections` (one over the cap is told "busy" and closed).
+
+pub mod admin;
+pub mod auth;
+pub mod bank;
+pub mod commit;
+pub mod events;
+pub mod journal;
+pub mod ledger;
+pub mod otp;
+pub mod session;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use self::auth::HashLimiter;
+use self::bank::Bank;
+use self::events::PasswordRecord;
+use self::otp::OtpKey;
+use self::session::Session;
+use crate::channel::SecureChannel;
+use crate::error::StartError;
+use crate::frame::{self, FrameKind};
+use crate::identity::{KeyOrigin, ServerIdentity};
+use crate::limits::{self, WRITE_TIMEOUT_SECS};
+use crate::message::Request;
+use crate::trace::{Direction, TraceLevel, Tracer};
+
+/// Stack size of a connection thread. The deepest path (RSA signing, PBKDF2) needs far less;
+/// a small stack keeps 1,000 connections cheap.
+const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+
+/// Reason text in a ServerBusy frame.
+pub const BUSY_REASON: &str = "server busy: too many connections, try again later";
+
+/// Everything that can be configured; tests shrink the time limits and the PBKDF2 cost.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory: key, journal, stats.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// Cap on concurrently open connections.
+    pub max_connections: usize,
+    /// Time a client has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Time a connection may stay silent between requests (and a request may take to arrive).
+    pub idle_timeout: Duration,
+    /// Lifetime of a one-time code.
+    pub otp_ttl: Duration,
+    /// PBKDF2 iterations for new accounts and for the dummy record of unknown users.
+    pub pbkdf2_iterations: u32,
+    /// Directory where codes are also written as `<user>.otp`.
+    pub otp_outbox: Option<PathBuf>,
+    /// `--trace` level.
+    pub trace: TraceLevel,
+}
+
+impl ServerConfig {
+    /// The defaults, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:7878".into(),
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(limits::DEFAULT_IDLE_TIMEOUT_SECS),
+            otp_ttl: Duration::from_secs(limits::DEFAULT_OTP_TTL_SECS),
+            pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
+            otp_outbox: None,
+            trace: TraceLevel::Off,
+        }
+    }
+}
+
+/// State shared by every connection thread.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// The signing identity.
+    pub identity: ServerIdentity,
+    /// Ledger and journal.
+    pub bank: Bank,
+    /// Key of one-time-code tags.
+    pub otp_key: OtpKey,
+    /// Bound on concurrent PBKDF2 checks.
+    pub hash_limiter: HashLimiter,
+    /// Checked for unknown users so they cost the same as real ones.
+    pub dummy_password: PasswordRecord,
+    active_connections: AtomicUsize,
+    next_connection_id: AtomicU64,
+}
+
+/// A bound server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Loads (or creates) the key, opens the journal and binds the listen address.
+    pub fn open(config: ServerConfig) -> Result<(Self, KeyOrigin), StartError> {
+        let (identity, origin) = ServerIdentity::load_or_create(&config.data_dir).map_err(StartError::Identity)?;
+        Ok((Self::with_identity(config, identity)?, origin))
+    }
+
+    /// Like [`Server::open`] with a given identity (tests reuse one key to save time).
+    pub fn with_identity(config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
+        let (bank, _report) = Bank::open(&config.data_dir).map_err(StartError::Journal)?;
+        let listener = TcpListener::bind(&config.listen).map_err(StartError::Bind)?;
+        let shared = Shared {
+            dummy_password: auth::dummy_record(config.pbkdf2_iterations),
+            config,
+            identity,
+            bank,
+            otp_key: OtpKey::random(),
+            hash_limiter: HashLimiter::per_core(),
+            active_connections: AtomicUsize::new(0),
+            next_connection_id: AtomicU64::new(1),
+        };
+        Ok(Self {
+            listener,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state (accounts can be created through `shared().bank`).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Accepts connections forever, one thread each.
+    pub fn run(self) {
+        for stream in self.listener.incoming() {
+            match stream {
+                Ok(stream) => admit(&self.shared, stream),
+                Err(err) => {
+                    eprintln!("[server] accept failed: {err}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// Runs the accept loop on a background thread; returns the bound address.
+    pub fn spawn(self) -> SocketAddr {
+        let addr = self.local_addr();
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || self.run())
+            .expect("spawn accept thread");
+        addr
+    }
+}
+
+/// Decrements the connection count when a connection thread ends, however it ends.
+struct ConnectionSlot(Arc<Shared>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.active_connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+    let active = shared.active_connections.fetch_add(1, Ordering::SeqCst);
+    let slot = ConnectionSlot(Arc::clone(shared));
+    if active >= shared.config.max_connections {
+        refuse_busy(stream);
+        return;
+    }
+    let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(CONNECTION_STACK_BYTES)
+        .spawn(move || serve(&slot.0, stream, id));
+    if let Err(err) = spawned {
+        eprintln!("[server] cannot start a connection thread: {err}");
+    }
+}
+
+fn refuse_busy(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut payload = Vec::with_capacity(2 + BUSY_REASON.len());
+    payload.extend_from_slice(&u16::try_from(BUSY_REASON.len()).expect("short").to_be_bytes());
+    payload.extend_from_slice(BUSY_REASON.as_bytes());
+    let _ = stream.write_all(&frame::encode(FrameKind::ServerBusy, &payload));
+}
+
+/// Serves one connection until the peer leaves, misbehaves or times out.
+fn serve(shared: &Shared, stream: TcpStream, id: u64) {
+    let tracer = Tracer::new(shared.config.trace, "server", id);
+    if stream.set_nodelay(true).is_err()
+        || stream
+            .set_write_timeout(Some(Duration::from_secs(WRITE_TIMEOUT_SECS)))
+            .is_err()
+    {
+        return;
+    }
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let mut channel = match SecureChannel::accept(stream, &shared.identity, deadline, tracer) {
+        Ok(channel) => channel,
+        Err(err) => {
+            tracer.line(Direction::Local, format_args!("handshake failed, closing: {err}"));
+            return;
+        }
+    };
+    let mut session = Session::new(channel.session_id());
+    loop {
+        let outcome = channel
+            .recv(Some(Instant::now() + shared.config.idle_timeout))
+            .and_then(|plaintext| Request::decode(&plaintext).map_err(crate::error::ChannelError::from));
+        let request = match outcome {
+            Ok(request) => request,
+            Err(err) => {
+                tracer.line(Direction::Local, format_args!("closing: {err}"));
+                return;
+            }
+        };
+        tracer.line(Direction::Received, format_args!("  request {request:?}"));
+        let response = match session.handle(request, shared) {
+            Ok(response) => response,
+            Err(err) => {
+                eprintln!("[server] {err}");
+                return;
+            }
+        };
+        tracer.line(Direction::Sent, format_args!("  response {response:?}"));
+        if channel.send(&response.encode()).is_err() {
+            return;
+        }
+    }
+}
