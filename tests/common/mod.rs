@@ -1,0 +1,281 @@
+//! Shared helpers for the integration tests: a real server on 127.0.0.1:0 (in-process or as
+//! the real binary), clients, accounts, and raw sockets for hostile tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use securebank::channel::handshake::{ClientHandshake, Established};
+use securebank::client::{self, Client};
+use securebank::frame;
+use securebank::identity::ServerIdentity;
+use securebank::server::{Server, ServerConfig, Shared, admin};
+use securebank::trace::Tracer;
+
+/// PBKDF2 iterations for test accounts: the minimum, since these tests do not measure the hash.
+pub const TEST_ITERATIONS: u32 = 1_000;
+
+/// The fixed RSA-3072 key the test servers use (generating one per test would be slow).
+pub const TEST_KEY_PEM: &str = include_str!("../fixtures/test_server_key.pem");
+
+/// A second key: the "man in the middle".
+pub const OTHER_KEY_PEM: &str = include_str!("../fixtures/other_server_key.pem");
+
+pub fn test_identity() -> ServerIdentity {
+    ServerIdentity::from_pkcs8_pem(TEST_KEY_PEM).unwrap()
+}
+
+pub fn other_identity() -> ServerIdentity {
+    ServerIdentity::from_pkcs8_pem(OTHER_KEY_PEM).unwrap()
+}
+
+/// An in-process server on 127.0.0.1:0 with its own temporary data directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub shared: Arc<Shared>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A test configuration: port 0, the fixed key, cheap PBKDF2, an outbox for codes.
+pub fn test_config(dir: &Path) -> ServerConfig {
+    let mut config = ServerConfig::new(dir.join("data"));
+    config.listen = "127.0.0.1:0".into();
+    config.pbkdf2_iterations = TEST_ITERATIONS;
+    config.otp_outbox = Some(dir.join("outbox"));
+    config
+}
+
+pub fn start_server() -> TestServer {
+    start_server_with(|_| {})
+}
+
+pub fn start_server_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    start_server_with_identity(test_identity(), adjust)
+}
+
+pub fn start_server_with_identity(identity: ServerIdentity, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let fingerprint = identity.fingerprint().to_string();
+    let server = Server::with_identity(config, identity).unwrap();
+    let shared = Arc::clone(server.shared());
+    let addr = server.spawn();
+    TestServer {
+        addr,
+        fingerprint,
+        shared,
+        dir,
+    }
+}
+
+impl TestServer {
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Creates an account (cheap PBKDF2).
+    pub fn add_account(&self, name: &str, password: &str, opening_cents: u64) {
+        admin::add_account(&self.shared.bank, name, password, opening_cents, TEST_ITERATIONS).unwrap();
+    }
+
+    /// A client pinned to this server's key, handshake done.
+    pub fn connect(&self) -> Client {
+        client::connect_pinned(self.addr, &self.fingerprint, Tracer::off()).unwrap()
+    }
+
+    /// The code most recently delivered for `user`.
+    pub fn read_otp(&self, user: &str) -> String {
+        read_otp_from(&self.outbox(), user)
+    }
+
+    /// A client logged in as `user` (password, then the code from the outbox).
+    pub fn login(&self, user: &str, password: &str) -> Client {
+        let mut client = self.connect();
+        client.login(user, password).unwrap();
+        let code = self.read_otp(user);
+        client.submit_otp(&code).unwrap();
+        client
+    }
+}
+
+pub fn read_otp_from(outbox: &Path, user: &str) -> String {
+    std::fs::read_to_string(outbox.join(format!("{user}.otp")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A raw client that has completed the handshake by hand: the test holds the socket and
+/// both record ciphers, so it can send crafted, replayed or reordered records.
+pub struct RawSession {
+    pub stream: TcpStream,
+    pub established: Established,
+}
+
+/// Connects and performs the handshake by hand (including sending Finished).
+pub fn raw_handshake(addr: SocketAddr) -> RawSession {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let handshake = ClientHandshake::start();
+    stream.write_all(handshake.client_hello_frame()).unwrap();
+    let server_hello = frame::read_frame(&mut stream).unwrap();
+    let (established, finished) = handshake.receive_server_hello(&server_hello, |_| Ok(())).unwrap();
+    stream.write_all(&finished).unwrap();
+    RawSession { stream, established }
+}
+
+impl RawSession {
+    /// Seals a request (next sequence number) without sending it.
+    pub fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        self.established.send.seal(plaintext).unwrap()
+    }
+
+    /// Reads and opens one response record.
+    pub fn read_response(&mut self) -> Result<Vec<u8>, securebank::error::ChannelError> {
+        let mut frame = frame::read_frame(&mut self.stream)?;
+        self.established.recv.open(&frame.header(), &mut frame.payload)?;
+        Ok(frame.payload)
+    }
+}
+
+/// Asserts the server closes `stream` (EOF or reset) within `within`, sending nothing more.
+pub fn assert_closed_within(stream: &mut TcpStream, within: Duration) {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock || err.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("connection still open after {:?}", started.elapsed())
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+pub fn assert_closed(stream: &mut TcpStream) {
+    assert_closed_within(stream, Duration::from_secs(5));
+}
+
+/// The real `bank-server` binary, started on 127.0.0.1:0.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub stdout_lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Puts the fixed test key into `data_dir` (mode 0600) so the binary does not generate one.
+pub fn install_test_key(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(data_dir).unwrap();
+    let path = data_dir.join("server_key.pem");
+    if !path.exists() {
+        std::fs::write(&path, TEST_KEY_PEM).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// Starts `bank-server` on `data_dir` with `extra` arguments and waits for "listening on".
+pub fn spawn_server_process(data_dir: &Path, outbox: &Path, extra: &[&str]) -> ServerProcess {
+    install_test_key(data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .arg("--data")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
+        .arg(outbox)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server printed its address")
+        .parse()
+        .unwrap();
+    let fingerprint = test_identity().fingerprint().to_string();
+    ServerProcess {
+        child,
+        addr,
+        fingerprint,
+        stdout_lines: lines,
+    }
+}
+
+impl ServerProcess {
+    pub fn connect(&self) -> Client {
+        client::connect_pinned(self.addr, &self.fingerprint, Tracer::off()).unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.stdout_lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates an account through the binary (`add-account`, password on stdin).
+pub fn add_account_with_binary(data_dir: &Path, name: &str, password: &str, deposit: &str) {
+    use std::io::Write;
+    install_test_key(data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args([
+            "add-account",
+            name,
+            "--deposit",
+            deposit,
+            "--pbkdf2-iterations",
+            "1000",
+            "--data",
+        ])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "add-account failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
