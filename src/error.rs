@@ -167,7 +167,7 @@ pub enum ErrorCode {
     TransactionIdReused,
     /// A field is outside its allowed shape (e.g. a malformed recipient name).
     InvalidField,
-    /// The server cannot serve this request now (e.g. it is stopping).
+    /// The server cannot serve this request now (e.g. the one-time code could not be delivered).
     Unavailable,
 }
 

@@ -178,7 +178,7 @@ impl ServerIdentity {
 /// checks the key is RSA of an accepted size.
 pub fn verify_server_signature(spki_der: &[u8], message: &[u8], signature: &[u8]) -> Result<(), ChannelError> {
     let key = VerifyingKey::<Sha256>::from_public_key_der(spki_der).map_err(|_| ChannelError::BadServerKey)?;
-    let bits = key.as_ref().size() * 8;
+    let bits = key.as_ref().n().bit_width() as usize;
     if !(MIN_RSA_KEY_BITS..=MAX_RSA_KEY_BITS).contains(&bits) {
         return Err(ChannelError::BadServerKey);
     }

@@ -215,6 +215,12 @@ impl Bank {
         Ok(Ok(()))
     }
 
+    /// Syncs what is pending, stops the commit thread and releases the journal's lock, so
+    /// another `Bank` (or a server process) can open the same directory.
+    pub fn close(self) {
+        self.journal.shutdown();
+    }
+
     /// Number of accounts.
     pub fn account_count(&self) -> usize {
         self.lock().account_count()
@@ -224,5 +230,26 @@ impl Bank {
     pub fn totals(&self) -> (Totals, u128) {
         let ledger = self.lock();
         (ledger.totals(), ledger.sum_of_balances())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::auth;
+
+    #[test]
+    fn close_makes_appends_durable_and_releases_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bank, _) = Bank::open(dir.path()).unwrap();
+        assert!(matches!(Bank::open(dir.path()), Err(JournalError::Locked(_))));
+        let record = auth::hash_password("password1", 1_000);
+        bank.open_account("alice", record, 700, now_unix_secs())
+            .unwrap()
+            .unwrap();
+        bank.close();
+        let (reopened, report) = Bank::open(dir.path()).unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(reopened.balance("alice").unwrap(), Ok(700));
     }
 }

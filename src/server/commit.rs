@@ -43,6 +43,7 @@ struct State {
     chain: [u8; 32],
     waiters: Vec<(u64, Thread)>,
     poisoned: bool,
+    stopping: bool,
 }
 
 /// The journal while the server runs: an appender shared by all connections and the
@@ -52,6 +53,7 @@ pub struct Journal {
     work_ready: Condvar,
     records_written: AtomicU64,
     syncs: AtomicU64,
+    committer: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -74,10 +76,12 @@ impl Journal {
                 chain: report.head,
                 waiters: Vec::new(),
                 poisoned: false,
+                stopping: false,
             }),
             work_ready: Condvar::new(),
             records_written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            committer: Mutex::new(None),
         });
         let committer = Arc::clone(&journal);
         let allocated_end = file.metadata().map_or(0, |metadata| metadata.len());
@@ -88,11 +92,30 @@ impl Journal {
             stats_path,
             last_stats: None,
         };
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("journal-commit".into())
             .spawn(move || committer.run(&mut writer))
             .expect("spawning the commit thread at start-up");
+        *journal
+            .committer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(handle);
         journal
+    }
+
+    /// Makes everything appended so far durable, stops the commit thread and closes the
+    /// file (releasing its lock). Appending afterwards is a programmer error.
+    pub fn shutdown(&self) {
+        self.lock().stopping = true;
+        self.work_ready.notify_one();
+        let handle = self
+            .committer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -105,6 +128,7 @@ impl Journal {
     pub fn append(&self, event: &Event) -> u64 {
         let payload = event.encode();
         let mut state = self.lock();
+        assert!(!state.stopping, "no appends after shutdown");
         let was_idle = state.pending.is_empty();
         let previous = state.chain;
         state.chain = journal::encode_record(&previous, &payload, &mut state.pending);
@@ -155,6 +179,9 @@ impl Journal {
         loop {
             let mut state = self.lock();
             while state.pending.is_empty() {
+                if state.stopping {
+                    return;
+                }
                 state = self
                     .work_ready
                     .wait(state)

@@ -9,11 +9,12 @@
 //! ```
 //! Invariants: a record is valid only if its chain value matches, so a changed, removed or
 //! reordered record breaks every chain value after it. On start, the first invalid record
-//! is either the *torn tail* — unfinished (the file ends inside it, or its chain value is
-//! still the preallocated zeros) with nothing but zeros after it: a write the crash
-//! interrupted, never acknowledged — which is cut off and synced, or it is damage (a
-//! complete record whose chain value is wrong, wherever it is), and the server refuses to
-//! start, naming the byte offset. A zero length marks the end of the data.
+//! is either the *torn tail* — unfinished (the file ends inside it, or it is zero from a
+//! sector boundary to its end, as the preallocated space was) with nothing but zeros after
+//! it, and no other length would make it valid: a write the crash interrupted, never
+//! acknowledged — which is cut off and synced; or it is damage (a complete record whose
+//! chain value is wrong, or whose length prefix was changed, wherever it is), and the server
+//! refuses to start, naming the byte offset. A zero length marks the end of the data.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -100,6 +101,28 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Sector size at which a device may tear a write: the bytes before a 512-byte boundary can
+/// reach the disk while the bytes after it do not.
+const TEAR_ALIGNMENT_BYTES: u64 = 512;
+
+/// Whether another payload length would make these bytes a valid record. Then the length
+/// prefix itself was damaged: that is corruption, never a torn write.
+fn valid_with_other_length(previous: &[u8; 32], body: &[u8], claimed_len: usize) -> bool {
+    let longest = MAX_JOURNAL_RECORD_BYTES.min(body.len().saturating_sub(32));
+    (1..=longest)
+        .filter(|&len| len != claimed_len)
+        .any(|len| next_chain(previous, &body[..len])[..] == body[len..len + 32])
+}
+
+/// Whether the record's bytes are zero from a sector boundary inside it to its end: the
+/// shape a crash leaves when only the first sectors of a write reached the disk.
+fn zero_from_a_sector_boundary(offset: u64, body: &[u8]) -> bool {
+    let body_end = offset + 4 + body.len() as u64;
+    let trailing_zeros = body.iter().rev().take_while(|&&byte| byte == 0).count() as u64;
+    let zeros_start = body_end - trailing_zeros;
+    trailing_zeros > 0 && zeros_start.div_ceil(TEAR_ALIGNMENT_BYTES) * TEAR_ALIGNMENT_BYTES < body_end
+}
+
 fn next_step(reader: &mut impl Read, offset: u64, previous: &[u8; 32]) -> io::Result<Step> {
     let mut length = [0u8; 4];
     let got = read_up_to(reader, &mut length)?;
@@ -119,13 +142,17 @@ fn next_step(reader: &mut impl Read, offset: u64, previous: &[u8; 32]) -> io::Re
         return Ok(invalid("record length over the limit", false));
     }
     let mut body = vec![0u8; payload_len + 32];
-    if read_up_to(reader, &mut body)? < body.len() {
-        return Ok(invalid("record cut short", true));
+    let read = read_up_to(reader, &mut body)?;
+    if read < body.len() {
+        body.truncate(read);
+        let maybe_torn = !valid_with_other_length(previous, &body, payload_len);
+        return Ok(invalid("record cut short", maybe_torn));
     }
     let (payload, chain) = body.split_at(payload_len);
     let chain: [u8; 32] = chain.try_into().expect("32 bytes");
     if next_chain(previous, payload) != chain {
-        let unfinished = chain == [0u8; 32];
+        let unfinished = (chain == [0u8; 32] || zero_from_a_sector_boundary(offset, &body))
+            && !valid_with_other_length(previous, &body, payload_len);
         return Ok(invalid(
             "chain value does not match (record changed, removed or reordered)",
             unfinished,

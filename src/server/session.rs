@@ -118,8 +118,11 @@ impl Session {
     }
 
     fn submit_otp(&mut self, code: &str, shared: &Shared) -> Result<Response, JournalError> {
-        let State::AwaitingOtp(mut pending) = std::mem::replace(&mut self.state, State::Anonymous) else {
+        if !matches!(self.state, State::AwaitingOtp(_)) {
             return Ok(Response::Error(ErrorCode::UnexpectedRequest));
+        }
+        let State::AwaitingOtp(mut pending) = std::mem::replace(&mut self.state, State::Anonymous) else {
+            unreachable!("checked just above");
         };
         if pending.expired(shared.config.otp_ttl) {
             return Ok(Response::Error(ErrorCode::OtpExpired));

@@ -279,3 +279,176 @@ pub fn add_account_with_binary(data_dir: &Path, name: &str, password: &str, depo
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+impl RawSession {
+    /// Sends one request and returns the decrypted response bytes exactly as the server sent
+    /// them (the plaintext of one record), undecoded.
+    pub fn request_raw(&mut self, request: &securebank::message::Request) -> Vec<u8> {
+        use std::io::Write;
+        let record = self.seal(&request.encode());
+        self.stream.write_all(&record).unwrap();
+        self.read_response().unwrap()
+    }
+}
+
+/// Runs `bank-server add-account` with `args` (name, `--deposit`, …) on `data_dir`, feeding
+/// `stdin_text` as the password line; returns the finished process's output, whatever it is.
+pub fn run_add_account(data_dir: &Path, args: &[&str], stdin_text: &str) -> std::process::Output {
+    use std::io::Write;
+    install_test_key(data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .arg("add-account")
+        .args(args)
+        .args(["--pbkdf2-iterations", "1000", "--data"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The program may refuse before reading its input: a broken pipe here is expected.
+    let _ = child.stdin.take().unwrap().write_all(stdin_text.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+impl ServerProcess {
+    /// Waits (at most `within`) until a stdout line satisfies `found`; returns whether one did.
+    pub fn wait_for_line(&self, within: Duration, found: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.output().iter().any(|line| found(line)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+// ---- Added for tests/ledger.rs and tests/durability.rs ----
+
+impl RawSession {
+    /// Seals `plaintext` as the next record and sends it.
+    pub fn send_plaintext(&mut self, plaintext: &[u8]) {
+        use std::io::Write;
+        let sealed = self.seal(plaintext);
+        self.stream.write_all(&sealed).unwrap();
+    }
+
+    /// Sends hand-built request bytes and decodes the one response.
+    pub fn request_bytes(&mut self, plaintext: &[u8]) -> securebank::message::Response {
+        self.send_plaintext(plaintext);
+        let bytes = self.read_response().unwrap();
+        securebank::message::Response::decode(&bytes).unwrap()
+    }
+
+    /// Sends a request (encoded by the library) and decodes the one response.
+    pub fn request(&mut self, request: &securebank::message::Request) -> securebank::message::Response {
+        self.request_bytes(&request.encode())
+    }
+}
+
+/// A raw session logged in as `user`: Login and SubmitOtp sent as hand-sealed records, the
+/// code read from `outbox`.
+pub fn raw_login(addr: SocketAddr, outbox: &Path, user: &str, password: &str) -> RawSession {
+    use securebank::message::{Request, Response};
+    let mut raw = raw_handshake(addr);
+    let sent = raw.request(&Request::Login {
+        username: user.to_string(),
+        password: password.to_string(),
+    });
+    assert!(matches!(sent, Response::OtpSent { .. }), "login of {user}: {sent:?}");
+    let logged_in = raw.request(&Request::SubmitOtp(read_otp_from(outbox, user)));
+    assert!(
+        matches!(logged_in, Response::LoggedIn { .. }),
+        "code of {user}: {logged_in:?}"
+    );
+    raw
+}
+
+impl TestServer {
+    /// A raw session logged in as `user`.
+    pub fn raw_login(&self, user: &str, password: &str) -> RawSession {
+        raw_login(self.addr, &self.outbox(), user, password)
+    }
+
+    /// The balance of `user`, read from the bank directly (not over the wire).
+    pub fn bank_balance(&self, user: &str) -> u64 {
+        self.shared.bank.balance(user).unwrap().unwrap()
+    }
+}
+
+impl ServerProcess {
+    /// A client logged in as `user` (password, then the code from `outbox`).
+    pub fn login(&self, outbox: &Path, user: &str, password: &str) -> Client {
+        let mut client = self.connect();
+        client.login(user, password).unwrap();
+        client.submit_otp(&read_otp_from(outbox, user)).unwrap();
+        client
+    }
+}
+
+/// Runs `bank-server` with `args` to completion and returns its output; panics (after
+/// killing it) if it is still running after `within`.
+pub fn run_bank_server(args: &[&std::ffi::OsStr], within: Duration) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut source: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = source.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bank-server {args:?} still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Starts the server binary on `data_dir` (as [`spawn_server_process`] would) when it is
+/// expected to refuse to start; returns its output once it exits (bounded wait).
+pub fn run_server_expecting_exit(data_dir: &Path, outbox: &Path) -> std::process::Output {
+    install_test_key(data_dir);
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--data".as_ref(),
+        data_dir.as_os_str(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--pbkdf2-iterations".as_ref(),
+        "1000".as_ref(),
+        "--otp-outbox".as_ref(),
+        outbox.as_os_str(),
+    ];
+    run_bank_server(&args, Duration::from_secs(30))
+}
+
+/// Runs `bank-server verify --data DIR` (bounded wait).
+pub fn run_verify(data_dir: &Path) -> std::process::Output {
+    run_bank_server(
+        &["verify".as_ref(), "--data".as_ref(), data_dir.as_os_str()],
+        Duration::from_secs(30),
+    )
+}
