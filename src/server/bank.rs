@@ -161,7 +161,8 @@ impl Bank {
         Ok(outcome)
     }
 
-    /// Reads from an account under the lock, then waits until what was read is durable.
+    /// Reads from an account under the lock, then waits until what was read is durable: up
+    /// to the last event that changed this account (all earlier events are durable first).
     fn durable_read<T>(
         &self,
         name: &str,
@@ -172,7 +173,7 @@ impl Bank {
             return Ok(Err(ErrorCode::NotAuthenticated));
         };
         let value = read(account);
-        let visible = self.journal.appended_lsn();
+        let visible = account.last_lsn;
         drop(ledger);
         self.journal.wait_durable(visible)?;
         Ok(Ok(value))

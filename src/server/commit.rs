@@ -176,6 +176,8 @@ impl Journal {
 
     fn run(&self, writer: &mut Writer) {
         let mut batch = Vec::with_capacity(64 * 1024);
+        let mut waiting = Vec::new();
+        let mut to_wake = Vec::new();
         loop {
             let mut state = self.lock();
             while state.pending.is_empty() {
@@ -199,14 +201,18 @@ impl Journal {
             self.syncs.fetch_add(1, Ordering::Relaxed);
             let mut state = self.lock();
             state.durable_lsn = batch_end_lsn;
-            state.waiters.retain(|(lsn, thread)| {
-                let covered = *lsn <= batch_end_lsn;
-                if covered {
-                    thread.unpark();
+            // Take the covered waiters out under the lock, but wake them after releasing it:
+            // an unpark is a system call, and appenders must not queue behind them.
+            std::mem::swap(&mut waiting, &mut state.waiters);
+            for (lsn, thread) in waiting.drain(..) {
+                if lsn <= batch_end_lsn {
+                    to_wake.push(thread);
+                } else {
+                    state.waiters.push((lsn, thread));
                 }
-                !covered
-            });
+            }
             drop(state);
+            to_wake.drain(..).for_each(|thread| thread.unpark());
             writer.maybe_write_stats(self.stats());
         }
     }

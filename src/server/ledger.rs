@@ -30,6 +30,11 @@ pub struct Account {
     pub locked_until: u64,
     /// The most recent entries, oldest first, at most [`MAX_HISTORY_ENTRIES`].
     pub history: VecDeque<HistoryEntry>,
+    /// Journal position of the last event that changed this account: a read of the account
+    /// is durable once the journal is durable up to here.
+    pub last_lsn: u64,
+    /// Transaction ids this account has used, with what came of them.
+    seen: HashMap<TxId, SeenTransaction>,
 }
 
 impl Account {
@@ -95,7 +100,6 @@ pub struct Totals {
 #[derive(Debug, Default)]
 pub struct Ledger {
     accounts: HashMap<String, Account>,
-    seen: HashMap<(String, TxId), SeenTransaction>,
     totals: Totals,
 }
 
@@ -136,7 +140,11 @@ impl Ledger {
         if let Some(code) = stateless_check(&request) {
             return TxDecision::Invalid(code);
         }
-        if let Some(seen) = self.seen.get(&(request.user.to_string(), request.txid)) {
+        let seen = self
+            .accounts
+            .get(request.user)
+            .and_then(|account| account.seen.get(&request.txid));
+        if let Some(seen) = seen {
             let same = seen.kind == request.kind
                 && seen.amount_cents == request.amount_cents
                 && seen.counterparty == request.counterparty;
@@ -200,6 +208,8 @@ impl Ledger {
                     consecutive_failures: 0,
                     locked_until: 0,
                     history: VecDeque::new(),
+                    last_lsn: lsn,
+                    seen: HashMap::new(),
                 };
                 if *opening_cents > 0 {
                     push_history(
@@ -213,15 +223,18 @@ impl Ledger {
             Event::LoginFailed { name, .. } => {
                 let account = self.accounts.get_mut(name).ok_or("login failure for unknown account")?;
                 account.consecutive_failures = account.consecutive_failures.saturating_add(1);
+                account.last_lsn = lsn;
             }
             Event::AccountLocked { name, until, .. } => {
                 let account = self.accounts.get_mut(name).ok_or("lock of unknown account")?;
                 account.locked_until = *until;
                 account.consecutive_failures = 0;
+                account.last_lsn = lsn;
             }
             Event::LoginSucceeded { name, .. } => {
                 let account = self.accounts.get_mut(name).ok_or("login of unknown account")?;
                 account.consecutive_failures = 0;
+                account.last_lsn = lsn;
             }
             Event::Transaction { .. } => self.apply_transaction(event, lsn)?,
         }
@@ -241,8 +254,8 @@ impl Ledger {
         else {
             unreachable!("called with a transaction event");
         };
-        let key = (user.clone(), *txid);
-        if self.seen.contains_key(&key) {
+        let sender = self.accounts.get(user).ok_or("transaction of unknown account")?;
+        if sender.seen.contains_key(txid) {
             return Err("transaction id recorded twice");
         }
         let request = TxRequest {
@@ -268,7 +281,15 @@ impl Ledger {
             outcome,
             lsn,
         };
-        self.seen.insert(key, seen);
+        let sender = self.accounts.get_mut(user).expect("checked above");
+        sender.seen.insert(*txid, seen);
+        sender.last_lsn = lsn;
+        if outcome.is_ok() && *kind == TxKind::Transfer {
+            self.accounts
+                .get_mut(counterparty)
+                .expect("checked by the rules")
+                .last_lsn = lsn;
+        }
         Ok(())
     }
 
@@ -364,5 +385,95 @@ fn credit_check(balance: u64, amount: u64) -> Result<(), ErrorCode> {
     match balance.checked_add(amount) {
         Some(total) if total <= MAX_BALANCE_CENTS => Ok(()),
         _ => Err(ErrorCode::BalanceWouldOverflow),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::auth;
+
+    fn open(ledger: &mut Ledger, name: &str, cents: u64, lsn: u64) {
+        let password = auth::dummy_record(1_000);
+        let event = Event::AccountOpened {
+            at: 0,
+            name: name.into(),
+            password,
+            opening_cents: cents,
+        };
+        ledger.apply(&event, lsn).unwrap();
+    }
+
+    fn decide_and_apply(ledger: &mut Ledger, request: TxRequest<'_>, lsn: u64) {
+        let TxDecision::Record(event) = ledger.decide_transaction(request, 0) else {
+            panic!("expected a record")
+        };
+        ledger.apply(&event, lsn).unwrap();
+    }
+
+    #[test]
+    fn a_transfer_marks_both_accounts_changed_at_its_journal_position() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 500, 1);
+        open(&mut ledger, "bob", 0, 2);
+        open(&mut ledger, "carol", 0, 3);
+        let request = TxRequest {
+            user: "alice",
+            txid: [1; 16],
+            kind: TxKind::Transfer,
+            amount_cents: 200,
+            counterparty: "bob",
+        };
+        decide_and_apply(&mut ledger, request, 4);
+        assert_eq!(ledger.account("alice").unwrap().last_lsn, 4);
+        assert_eq!(ledger.account("bob").unwrap().last_lsn, 4);
+        assert_eq!(
+            ledger.account("carol").unwrap().last_lsn,
+            3,
+            "an untouched account keeps its position"
+        );
+        assert_eq!(ledger.sum_of_balances(), 500);
+    }
+
+    #[test]
+    fn a_refused_transfer_does_not_mark_the_recipient() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        open(&mut ledger, "bob", 0, 2);
+        let request = TxRequest {
+            user: "alice",
+            txid: [2; 16],
+            kind: TxKind::Transfer,
+            amount_cents: 200,
+            counterparty: "bob",
+        };
+        decide_and_apply(&mut ledger, request, 3);
+        assert_eq!(ledger.account("alice").unwrap().last_lsn, 3);
+        assert_eq!(ledger.account("bob").unwrap().last_lsn, 2);
+        let repeat = ledger.decide_transaction(request, 0);
+        assert!(matches!(
+            repeat,
+            TxDecision::Repeat {
+                outcome: Err(ErrorCode::InsufficientFunds),
+                lsn: 3
+            }
+        ));
+    }
+
+    #[test]
+    fn replay_refuses_an_applied_transaction_that_breaks_a_rule() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        let overdraft = Event::Transaction {
+            at: 0,
+            user: "alice".into(),
+            txid: [3; 16],
+            kind: TxKind::Withdrawal,
+            amount_cents: 101,
+            counterparty: String::new(),
+            refused: None,
+        };
+        assert!(ledger.apply(&overdraft, 2).is_err());
+        assert_eq!(ledger.account("alice").unwrap().balance_cents, 100);
     }
 }
