@@ -93,6 +93,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a phase and charges the server's CPU time during it to each completed operation.
+/// (The transaction phase's logins and counter probes are included; they are few.)
+fn with_server_cpu(
+    target: &setup::Target,
+    phase: impl FnOnce() -> Result<report::PhaseResult, String>,
+) -> Result<report::PhaseResult, String> {
+    let before = target.server_cpu_secs();
+    let mut result = phase()?;
+    if let (Some(before), Some(after)) = (before, target.server_cpu_secs()) {
+        let ops = result.latencies.count().max(1) as f64;
+        result.server_cpu_us_per_op = Some((after - before) * 1e6 / ops);
+    }
+    Ok(result)
+}
+
 fn run(options: &Options) -> Result<(), String> {
     let target = setup::Target::start(options)?;
     let mut results = report::Results::new(report::Machine::detect(), options);
@@ -100,14 +115,17 @@ fn run(options: &Options) -> Result<(), String> {
         report::progress(format_args!("echo baseline, {clients} client(s)"));
         results.echo.push(echo::run(clients, options.phase));
         report::progress(format_args!("durable transactions, {clients} client(s)"));
-        results
-            .transactions
-            .push(workload::transactions(&target, clients, options.phase, options.mix)?);
+        let phase = with_server_cpu(&target, || {
+            workload::transactions(&target, clients, options.phase, options.mix)
+        })?;
+        results.transactions.push(phase);
     }
     report::progress(format_args!("handshakes"));
-    results.handshakes = Some(workload::handshakes(&target, 4, options.phase)?);
+    results.handshakes = Some(with_server_cpu(&target, || {
+        workload::handshakes(&target, 4, options.phase)
+    })?);
     report::progress(format_args!("logins (real PBKDF2 cost)"));
-    results.logins = Some(workload::logins(&target, options.phase)?);
+    results.logins = Some(with_server_cpu(&target, || workload::logins(&target, options.phase))?);
     results.server_rss_kib = target.rss_kib();
     if options.scale {
         results.scale = Some(scale::run(&target, options)?);

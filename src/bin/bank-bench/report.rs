@@ -60,6 +60,8 @@ pub struct PhaseResult {
     pub per_op: Vec<(String, Latencies)>,
     /// Records per sync during the phase (transactions only).
     pub records_per_sync: Option<f64>,
+    /// Server CPU time per operation, microseconds (user + system, 10 ms resolution).
+    pub server_cpu_us_per_op: Option<f64>,
 }
 
 impl PhaseResult {
@@ -72,6 +74,7 @@ impl PhaseResult {
             latencies,
             per_op: Vec::new(),
             records_per_sync: None,
+            server_cpu_us_per_op: None,
         }
     }
 }
@@ -187,6 +190,9 @@ impl Results {
             if let Some(rps) = phase.records_per_sync {
                 let _ = write!(text, ",\"records_per_sync\":{rps:.1}");
             }
+            if let Some(cpu) = phase.server_cpu_us_per_op {
+                let _ = write!(text, ",\"server_cpu_us_per_op\":{cpu:.1}");
+            }
             for (op, latencies) in &phase.per_op {
                 let [p50, p99, p999, max] = latencies.summary();
                 let _ = write!(
@@ -253,10 +259,13 @@ impl Results {
 fn row(f: &mut fmt::Formatter<'_>, label: &str, phase: &PhaseResult, ratio: Option<f64>) -> fmt::Result {
     let [p50, p99, p999, max] = phase.latencies.summary();
     let ratio = ratio.map_or_else(|| "".to_string(), |r| format!("{r:.2}x"));
+    let cpu = phase
+        .server_cpu_us_per_op
+        .map_or_else(|| "".to_string(), |us| format!("{us:.0}"));
     writeln!(
         f,
-        "{label:<26} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        phase.clients, phase.per_sec, p50, p99, p999, max, ratio
+        "{label:<26} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        phase.clients, phase.per_sec, p50, p99, p999, max, ratio, cpu
     )
 }
 
@@ -269,13 +278,14 @@ impl Display for Results {
         )?;
         writeln!(
             f,
-            "latencies in microseconds; 'vs echo' = securebank rate / plain echo rate at the same client count"
+            "latencies in microseconds; 'vs echo' = securebank rate / plain echo rate at the same client count;\n\
+             'server CPU' = server process CPU time (user + system) per operation, microseconds"
         )?;
         writeln!(f)?;
         writeln!(
             f,
-            "{:<26} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "phase", "clients", "per sec", "p50", "p99", "p99.9", "max", "vs echo"
+            "{:<26} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "phase", "clients", "per sec", "p50", "p99", "p99.9", "max", "vs echo", "server CPU"
         )?;
         for echo in &self.echo {
             row(f, "echo baseline (46 B)", echo, None)?;
@@ -295,6 +305,7 @@ impl Display for Results {
                     latencies: latencies.clone(),
                     per_op: Vec::new(),
                     records_per_sync: None,
+                    server_cpu_us_per_op: None,
                 };
                 row(f, &format!("  {op}"), &phase, None)?;
             }
@@ -337,5 +348,20 @@ impl Display for Results {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_gives_percentiles_and_maximum() {
+        let mut latencies = Latencies::default();
+        for micros in 1..=1000u64 {
+            latencies.record(Duration::from_micros(micros));
+        }
+        assert_eq!(latencies.summary(), [501, 990, 999, 1000]);
+        assert_eq!(Latencies::default().summary(), [0, 0, 0, 0]);
     }
 }

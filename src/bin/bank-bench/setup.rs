@@ -205,6 +205,16 @@ impl ServerChild {
         })
     }
 
+    /// CPU time (user + system) the server process has used, in seconds. Linux reports it
+    /// in clock ticks of 1/100 s (USER_HZ is 100 on every Linux ABI).
+    pub fn cpu_secs(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
     /// Resident memory and thread count of the server process.
     pub fn rss_and_threads(&self) -> Option<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -307,6 +317,11 @@ impl Target {
     /// Resident memory of the server, KiB (only for a server this run started).
     pub fn rss_kib(&self) -> Option<u64> {
         self.server.as_ref()?.rss_and_threads().map(|(rss, _)| rss)
+    }
+
+    /// CPU seconds the server process has used (only for a server this run started).
+    pub fn server_cpu_secs(&self) -> Option<f64> {
+        self.server.as_ref()?.cpu_secs()
     }
 
     /// Resident memory and threads of the server.

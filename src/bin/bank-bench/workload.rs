@@ -205,3 +205,27 @@ pub fn logins(target: &Target, phase: Duration) -> Result<PhaseResult, String> {
     })?;
     Ok(PhaseResult::new(setup::LOGIN_ACCOUNTS, latencies, elapsed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_and_picks_each_operation_in_proportion() {
+        let mix = Mix::parse("deposit=50,balance=50").unwrap();
+        let picks: Vec<_> = (0..100).map(|roll| mix.pick(roll) as usize).collect();
+        assert_eq!(picks.iter().filter(|&&op| op == Op::Deposit as usize).count(), 50);
+        assert_eq!(picks.iter().filter(|&&op| op == Op::Balance as usize).count(), 50);
+    }
+
+    #[test]
+    fn mix_refuses_unknown_operations_and_wrong_totals() {
+        assert!(Mix::parse("deposit=40,withdraw=20").is_err());
+        assert!(Mix::parse("steal=100").is_err());
+        assert!(Mix::parse("deposit").is_err());
+        assert_eq!(
+            Mix::parse("deposit=40,withdraw=20,transfer=20,balance=20").unwrap(),
+            Mix::default()
+        );
+    }
+}
