@@ -115,7 +115,7 @@ impl ServerIdentity {
     pub fn load_or_create(data_dir: &Path) -> io::Result<(Self, KeyOrigin)> {
         create_private_dir(data_dir)?;
         let path = Self::key_path(data_dir);
-        match fs::read_to_string(&path) {
+        match fs::read_to_string(&path).map(zeroize::Zeroizing::new) {
             Ok(pem) => {
                 let mode = fs::metadata(&path)?.permissions().mode();
                 let identity = Self::from_pkcs8_pem(&pem)?;

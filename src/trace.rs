@@ -1,12 +1,26 @@
 //! `--trace`: watch the protocol work. Every frame sent and received becomes one or two lines
-//! on standard error; `--trace=bytes` adds a hex dump of each frame exactly as sent.
+//! on standard error, and so does every local step of the handshake (signature, pin check,
+//! key derivation); `--trace=bytes` adds a hex dump of each frame exactly as sent.
+//!
+//! ```text
+//! [trace client#1] --> ClientHello frame, 75 bytes: …          a frame this side sent
+//! [trace client#1] <-- ServerHello frame, 881 bytes: …         a frame this side received
+//! [trace client#1]     RSA-PSS-SHA256 signature …: verified    a local step
+//! [trace client#1] -->   request Deposit(…)                    the message inside a record
+//! ```
 //!
 //! Invariant: nothing secret is ever printed. Key bytes are never passed here (only labels);
-//! passwords and one-time codes are masked by [`crate::message`]'s trace formatting before
-//! they arrive; randoms and public keys are abbreviated.
+//! passwords and one-time codes are masked by [`crate::message`]'s `Debug` of a request
+//! before they arrive; responses carry no secret and are shown by [`response`]; randoms and
+//! public keys are abbreviated. Records are dumped only as ciphertext. With tracing off
+//! nothing at all is printed.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::io::Write;
+
+use crate::error::ChannelError;
+use crate::message::{self, EntryKind, HistoryEntry, Response};
+use crate::money::format_cents;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +57,9 @@ pub enum Direction {
     Local,
 }
 
+/// The side name of the short first-contact connection that only learns the server's key.
+pub const PROBE_SIDE: &str = "client-probe";
+
 /// A tracer for one side of one connection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tracer {
@@ -66,9 +83,28 @@ impl Tracer {
         }
     }
 
+    /// The same tracer, labelled as the first-contact probe connection ([`PROBE_SIDE`]), so
+    /// its lines are not mistaken for the session that follows.
+    pub fn probe(self) -> Self {
+        Self {
+            side: PROBE_SIDE,
+            ..self
+        }
+    }
+
     /// Whether anything will be printed.
     pub fn enabled(&self) -> bool {
         self.level != TraceLevel::Off
+    }
+
+    /// Which direction key protects a record going `direction` from this side: the client
+    /// sends with the client-to-server key, the server with the server-to-client key.
+    pub fn record_key(&self, direction: Direction) -> &'static str {
+        let is_server = self.side == "server";
+        match (direction, is_server) {
+            (Direction::Sent, false) | (Direction::Received, true) => "c2s",
+            _ => "s2c",
+        }
     }
 
     /// Prints one line about a frame or step.
@@ -113,4 +149,128 @@ impl Tracer {
 pub fn abbreviate(bytes: &[u8]) -> String {
     let head: String = bytes.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
     format!("{head}… ({} bytes)", bytes.len())
+}
+
+/// Why a connection ended, in words for the trace: a peer hanging up between frames is the
+/// normal end of a session, not a failure.
+pub fn closing_reason(err: &ChannelError) -> String {
+    match err {
+        ChannelError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the peer closed the connection".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// History entries shown in full in a trace line; longer histories show the most recent.
+const TRACED_HISTORY_ENTRIES: usize = 3;
+
+/// A response for a trace line: amounts as money, ids as hex, histories shortened.
+pub fn response(response: &Response) -> impl Display + '_ {
+    ResponseTrace(response)
+}
+
+struct ResponseTrace<'a>(&'a Response);
+
+impl Display for ResponseTrace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Response::Error(code) => write!(f, "Error({code})"),
+            Response::Echo(data) => write!(f, "Echo({} bytes)", data.len()),
+            Response::OtpSent { ttl_secs } => {
+                write!(f, "OtpSent(code sent to the registered device, valid {ttl_secs} s)")
+            }
+            Response::LoggedIn {
+                username,
+                balance_cents,
+            } => write!(
+                f,
+                "LoggedIn(username {username:?}, balance {})",
+                format_cents(*balance_cents)
+            ),
+            Response::Balance(cents) => write!(f, "Balance({})", format_cents(*cents)),
+            Response::TxApplied { txid, balance_cents } => write!(
+                f,
+                "TxApplied(txid {}, balance {})",
+                message::hex(txid),
+                format_cents(*balance_cents)
+            ),
+            Response::History(entries) => write_history(f, entries),
+            Response::LoggedOut => write!(f, "LoggedOut"),
+        }
+    }
+}
+
+fn write_history(f: &mut fmt::Formatter<'_>, entries: &[HistoryEntry]) -> fmt::Result {
+    write!(f, "History({} entries", entries.len())?;
+    let shown = entries.len().min(TRACED_HISTORY_ENTRIES);
+    if shown < entries.len() {
+        write!(f, ", last {shown}")?;
+    }
+    let mut separator = ": ";
+    for entry in &entries[entries.len() - shown..] {
+        write!(
+            f,
+            "{separator}{} {}",
+            entry.kind.name(),
+            format_cents(entry.amount_cents)
+        )?;
+        match entry.kind {
+            EntryKind::TransferOut => write!(f, " to {}", entry.counterparty)?,
+            EntryKind::TransferIn => write!(f, " from {}", entry.counterparty)?,
+            _ => {}
+        }
+        write!(f, " -> {}", format_cents(entry.balance_after_cents))?;
+        separator = "; ";
+    }
+    write!(f, ")")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn responses_show_money_and_hex() {
+        let applied = Response::TxApplied {
+            txid: [0xab; 16],
+            balance_cents: 102_550,
+        };
+        assert_eq!(
+            response(&applied).to_string(),
+            format!("TxApplied(txid {}, balance 1025.50)", "ab".repeat(16))
+        );
+        assert_eq!(
+            response(&Response::Error(ErrorCode::InsufficientFunds)).to_string(),
+            "Error(insufficient_funds)"
+        );
+    }
+
+    #[test]
+    fn long_histories_are_shortened() {
+        let entry = |amount| HistoryEntry {
+            at_unix_secs: 0,
+            kind: EntryKind::TransferOut,
+            amount_cents: amount,
+            counterparty: "alice".into(),
+            balance_after_cents: 1,
+        };
+        let history = Response::History((1..=5).map(entry).collect());
+        assert_eq!(
+            response(&history).to_string(),
+            "History(5 entries, last 3: transfer out 0.03 to alice -> 0.01; \
+             transfer out 0.04 to alice -> 0.01; transfer out 0.05 to alice -> 0.01)"
+        );
+    }
+
+    #[test]
+    fn a_clean_hang_up_is_not_reported_as_a_failure() {
+        let eof = ChannelError::Io(std::io::ErrorKind::UnexpectedEof.into());
+        assert_eq!(closing_reason(&eof), "the peer closed the connection");
+        assert_eq!(
+            closing_reason(&ChannelError::RecordRejected),
+            "record failed authentication"
+        );
+    }
 }

@@ -135,6 +135,13 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     println!("  data directory: {}", data_dir.display());
     println!("  server key:     {}", server.shared().identity.fingerprint());
     println!("  accounts:       {}", server.shared().bank.account_count());
+    println!("  journal:        {} records replayed", server.recovery().records);
+    if let Some(offset) = server.recovery().torn_tail_at {
+        println!(
+            "  journal:        cut an incomplete last record at byte offset {offset} \
+             (a write interrupted by a crash; it was never acknowledged)"
+        );
+    }
     println!("listening on {addr}");
     println!("Clients are shown the key fingerprint above on first contact: it must match.");
     server.run();

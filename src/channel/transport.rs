@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::handshake::{ClientHandshake, Established, ServerHandshake};
 use super::hello::{ClientHello, ServerHello};
+use super::keys;
+use super::record::TAG_BYTES;
 use crate::error::ChannelError;
 use crate::frame::{self, DeadlineStream, FrameKind};
 use crate::identity::ServerIdentity;
@@ -44,10 +46,27 @@ fn trace_frame(tracer: &Tracer, direction: Direction, frame_bytes: &[u8], detail
     }
 }
 
+/// Traces a record frame: its sequence number (never sent: both sides count), the direction
+/// key that seals it, and how its bytes split into header, ciphertext and tag.
+fn trace_record(tracer: &Tracer, direction: Direction, frame_bytes: &[u8], sequence: u64, content: &str) {
+    if tracer.enabled() {
+        let ciphertext = frame_bytes.len().saturating_sub(frame::HEADER_BYTES + TAG_BYTES);
+        let detail = format_args!(
+            "seq {sequence}, {} key; {} header + {ciphertext} ciphertext + {TAG_BYTES} tag{content}",
+            tracer.record_key(direction),
+            frame::HEADER_BYTES
+        );
+        trace_frame(tracer, direction, frame_bytes, detail);
+    }
+}
+
 fn trace_client_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8]) {
+    if !tracer.enabled() {
+        return;
+    }
     if let Ok(Some(hello)) = ClientHello::decode(&frame_bytes[frame::HEADER_BYTES..]) {
         let detail = format_args!(
-            "version 1, client_random {}, client_x25519 {}",
+            "magic SBNK, version 1, client_random {}, client_x25519 {}",
             trace::abbreviate(&hello.client_random),
             trace::abbreviate(&hello.client_public)
         );
@@ -56,9 +75,13 @@ fn trace_client_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8])
 }
 
 fn trace_server_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8]) {
+    if !tracer.enabled() {
+        return;
+    }
     if let Ok(hello) = ServerHello::decode(&frame_bytes[frame::HEADER_BYTES..]) {
         let detail = format_args!(
-            "server_random {}, server_x25519 {}, RSA key {} ({} bytes SPKI), RSA-PSS signature {} bytes",
+            "version 1, server_random {}, server_x25519 {}, RSA public key {} ({} bytes SPKI DER), \
+             RSA-PSS signature {} bytes",
             trace::abbreviate(&hello.server_random),
             trace::abbreviate(&hello.server_public),
             crate::identity::fingerprint(&hello.spki_der),
@@ -70,10 +93,24 @@ fn trace_server_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8])
 }
 
 fn trace_keys(tracer: &Tracer) {
+    if !tracer.enabled() {
+        return;
+    }
+    let label = |bytes: &'static [u8]| String::from_utf8_lossy(bytes);
     tracer.line(
         Direction::Local,
-        "X25519 shared secret -> HKDF-SHA256(salt = transcript hash): derived \"securebank v1 c2s key/iv\", \
-         \"securebank v1 s2c key/iv\", \"securebank v1 finished\" (key bytes never shown)",
+        "X25519 shared secret (checked not all-zero) + transcript hash -> HKDF-SHA256",
+    );
+    tracer.line(
+        Direction::Local,
+        format_args!(
+            "  derived {:?}, {:?}, {:?}, {:?}, {:?} (labels only: key bytes are never printed)",
+            label(keys::LABEL_C2S_KEY),
+            label(keys::LABEL_C2S_IV),
+            label(keys::LABEL_S2C_KEY),
+            label(keys::LABEL_S2C_IV),
+            label(keys::LABEL_FINISHED)
+        ),
     );
 }
 
@@ -87,6 +124,10 @@ impl SecureChannel {
     ) -> Result<Self, ChannelError> {
         let timeout = Duration::from_secs(CLIENT_HANDSHAKE_TIMEOUT_SECS);
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        tracer.line(
+            Direction::Local,
+            format_args!("TCP connected to {addr}; starting the handshake"),
+        );
         Self::client_handshake(stream, ClientHandshake::start(), check_pin, tracer)
     }
 
@@ -107,27 +148,24 @@ impl SecureChannel {
         trace_client_hello(&tracer, Direction::Sent, handshake.client_hello_frame());
         reader.get_mut().write_all(handshake.client_hello_frame())?;
         let server_hello = frame::read_frame(&mut reader)?;
-        let server_hello_bytes = frame::encode_raw(&server_hello);
-        trace_server_hello(&tracer, Direction::Received, &server_hello_bytes);
+        if tracer.enabled() {
+            trace_server_hello(&tracer, Direction::Received, &frame::encode_raw(&server_hello));
+        }
         let (established, finished_record) = handshake.receive_server_hello(&server_hello, |fingerprint| {
             tracer.line(
                 Direction::Local,
-                "RSA-PSS-SHA256 signature over the transcript: verified",
+                "RSA-PSS-SHA256 signature over the transcript (ClientHello + ServerHello up to the \
+                 signature): verified, so the server holds the private half of the key it sent",
             );
-            let verdict = check_pin(fingerprint);
-            let outcome = if verdict.is_ok() { "accepted" } else { "REFUSED" };
-            tracer.line(
-                Direction::Local,
-                format_args!("server key {fingerprint}: pin {outcome}"),
-            );
-            verdict
+            check_pin(fingerprint)
         })?;
         trace_keys(&tracer);
-        trace_frame(
+        trace_record(
             &tracer,
             Direction::Sent,
             &finished_record,
-            "record seq 0: Finished (HMAC over the transcript)",
+            0,
+            " = Finished: HMAC-SHA256(finished key, transcript hash)",
         );
         reader.get_mut().write_all(&finished_record)?;
         reader.get_mut().set_deadline(None);
@@ -150,20 +188,33 @@ impl SecureChannel {
         deadline_stream.set_deadline(Some(deadline));
         let mut reader = BufReader::new(deadline_stream);
         let client_hello = frame::read_frame(&mut reader)?;
-        trace_client_hello(&tracer, Direction::Received, &frame::encode_raw(&client_hello));
+        if tracer.enabled() {
+            trace_client_hello(&tracer, Direction::Received, &frame::encode_raw(&client_hello));
+        }
         let (server_hello, awaiting_finished) = ServerHandshake::new(identity).receive_client_hello(&client_hello)?;
+        tracer.line(
+            Direction::Local,
+            format_args!(
+                "fresh X25519 key pair made; transcript (ClientHello + ServerHello up to the signature) \
+                 signed with RSA-PSS-SHA256 by server key {}",
+                identity.fingerprint()
+            ),
+        );
+        trace_keys(&tracer);
         trace_server_hello(&tracer, Direction::Sent, &server_hello);
         reader.get_mut().write_all(&server_hello)?;
         let mut finished = frame::read_frame(&mut reader)?;
-        let finished_bytes = frame::encode_raw(&finished);
+        let finished_bytes = tracer.enabled().then(|| frame::encode_raw(&finished));
         let established = awaiting_finished.receive_finished(&mut finished)?;
-        trace_keys(&tracer);
-        trace_frame(
-            &tracer,
-            Direction::Received,
-            &finished_bytes,
-            "record seq 0: Finished MAC verified",
-        );
+        if let Some(bytes) = finished_bytes {
+            trace_record(
+                &tracer,
+                Direction::Received,
+                &bytes,
+                0,
+                " = Finished: MAC verified, handshake complete",
+            );
+        }
         Ok(Self {
             reader,
             established,
@@ -175,12 +226,7 @@ impl SecureChannel {
     pub fn send(&mut self, plaintext: &[u8]) -> Result<(), ChannelError> {
         let sequence = self.established.send.next_sequence();
         let record = self.established.send.seal(plaintext)?;
-        trace_frame(
-            &self.tracer,
-            Direction::Sent,
-            &record,
-            format_args!("record seq {sequence}"),
-        );
+        trace_record(&self.tracer, Direction::Sent, &record, sequence, "");
         self.reader.get_mut().write_all(&record)?;
         Ok(())
     }
@@ -198,12 +244,7 @@ impl SecureChannel {
         let sequence = self.established.recv.next_sequence();
         if self.tracer.enabled() {
             let bytes = frame::encode_raw(&frame);
-            trace_frame(
-                &self.tracer,
-                Direction::Received,
-                &bytes,
-                format_args!("record seq {sequence}"),
-            );
+            trace_record(&self.tracer, Direction::Received, &bytes, sequence, "");
         }
         self.established.recv.open(&frame.header(), &mut frame.payload)?;
         Ok(frame.payload)

@@ -42,8 +42,18 @@ pub fn connect_pinned(addr: SocketAddr, fingerprint: &str, tracer: Tracer) -> Re
         addr,
         move |presented| {
             if presented == expected {
+                tracer.line(
+                    Direction::Local,
+                    format_args!("pin check: server key {presented} is the pinned key: accepted"),
+                );
                 Ok(())
             } else {
+                tracer.line(
+                    Direction::Local,
+                    format_args!(
+                        "pin check: server key {presented} is NOT the pinned key {expected}: REFUSED, closing"
+                    ),
+                );
                 Err(ChannelError::PinMismatch {
                     expected,
                     presented: presented.to_string(),
@@ -59,7 +69,26 @@ pub fn connect_pinned(addr: SocketAddr, fingerprint: &str, tracer: Tracer) -> Re
 /// so the server does hold that key), then disconnects. Used before asking a person to
 /// confirm a first contact, so no live connection waits on them.
 pub fn probe_fingerprint(addr: SocketAddr, tracer: Tracer) -> Result<String, ClientError> {
-    let channel = SecureChannel::connect(addr, |_| Ok(()), tracer)?;
+    let tracer = tracer.probe();
+    tracer.line(
+        Direction::Local,
+        "first contact: no key is pinned for this address; this probe handshake only learns the key",
+    );
+    let channel = SecureChannel::connect(
+        addr,
+        |presented| {
+            tracer.line(
+                Direction::Local,
+                format_args!("pin check: nothing pinned yet; server key {presented} goes to you to confirm"),
+            );
+            Ok(())
+        },
+        tracer,
+    )?;
+    tracer.line(
+        Direction::Local,
+        "probe done: closing before any request; a new connection follows once you confirm",
+    );
     Ok(channel.server_fingerprint().to_string())
 }
 
@@ -78,11 +107,15 @@ impl Client {
     pub fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
         let tracer = *self.channel.tracer();
         tracer.line(Direction::Sent, format_args!("  request {request:?}"));
-        self.channel.send(&request.encode())?;
+        // The encoding may hold a password or a code: wipe it once sent.
+        self.channel.send(&zeroize::Zeroizing::new(request.encode()))?;
         let deadline = Instant::now() + Duration::from_secs(RESPONSE_TIMEOUT_SECS);
         let plaintext = self.channel.recv(Some(deadline))?;
         let response = Response::decode(&plaintext).map_err(ChannelError::from)?;
-        tracer.line(Direction::Received, format_args!("  response {response:?}"));
+        tracer.line(
+            Direction::Received,
+            format_args!("  response {}", crate::trace::response(&response)),
+        );
         Ok(response)
     }
 
@@ -109,11 +142,11 @@ impl Client {
 
     /// First login step. Returns the code's lifetime in seconds.
     pub fn login(&mut self, username: &str, password: &str) -> Result<u32, ClientError> {
-        let request = Request::Login {
+        let mut request = Request::Login {
             username: username.to_string(),
             password: password.to_string(),
         };
-        self.expect(
+        let outcome = self.expect(
             &request,
             |r| {
                 if let Response::OtpSent { ttl_secs } = r {
@@ -123,13 +156,18 @@ impl Client {
                 }
             },
             "login",
-        )
+        );
+        if let Request::Login { password, .. } = &mut request {
+            zeroize::Zeroize::zeroize(password);
+        }
+        outcome
     }
 
     /// Second login step. Returns the account name and balance.
     pub fn submit_otp(&mut self, code: &str) -> Result<(String, u64), ClientError> {
-        self.expect(
-            &Request::SubmitOtp(code.to_string()),
+        let mut request = Request::SubmitOtp(code.to_string());
+        let outcome = self.expect(
+            &request,
             |r| {
                 if let Response::LoggedIn {
                     username,
@@ -142,7 +180,11 @@ impl Client {
                 }
             },
             "one-time code",
-        )
+        );
+        if let Request::SubmitOtp(code) = &mut request {
+            zeroize::Zeroize::zeroize(code);
+        }
+        outcome
     }
 
     /// The balance in cents.

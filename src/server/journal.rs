@@ -196,7 +196,18 @@ pub fn scan(file: &File, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>
     };
     loop {
         match next_step(&mut reader, report.end_offset, &report.head)? {
-            Step::End => return Ok(report),
+            Step::End => {
+                // A zero length ends the log only if nothing follows it: a length zeroed in
+                // the middle would otherwise hide every later record.
+                return if rest_is_zero(&mut reader)? {
+                    Ok(report)
+                } else {
+                    Err(JournalError::Corrupt {
+                        offset: report.end_offset,
+                        reason: "zero record length with data after it".into(),
+                    })
+                };
+            }
             Step::Record(payload) => {
                 let offset = report.end_offset;
                 visit(offset, &payload).map_err(|reason| JournalError::Corrupt { offset, reason })?;
@@ -356,6 +367,18 @@ mod tests {
         let (report, seen) = scan_path(&path).unwrap();
         assert_eq!(seen.len(), 1);
         assert_eq!(report.torn_tail_at, Some(49));
+    }
+
+    #[test]
+    fn a_zeroed_length_in_the_middle_is_corruption_not_the_end_of_the_log() {
+        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8 + 41..8 + 41 + 4].fill(0);
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            scan_path(&path),
+            Err(JournalError::Corrupt { offset: 49, .. })
+        ));
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub struct Shared {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    recovery: journal::ScanReport,
 }
 
 impl Server {
@@ -128,7 +129,7 @@ impl Server {
 
     /// Like [`Server::open`] with a given identity (tests reuse one key to save time).
     pub fn with_identity(config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
-        let (bank, _report) = Bank::open(&config.data_dir).map_err(StartError::Journal)?;
+        let (bank, recovery) = Bank::open(&config.data_dir).map_err(StartError::Journal)?;
         let listener = TcpListener::bind(&config.listen).map_err(StartError::Bind)?;
         let shared = Shared {
             dummy_password: auth::dummy_record(config.pbkdf2_iterations),
@@ -143,12 +144,18 @@ impl Server {
         Ok(Self {
             listener,
             shared: Arc::new(shared),
+            recovery,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// What start-up found in the journal (records replayed, a torn tail cut off).
+    pub fn recovery(&self) -> &journal::ScanReport {
+        &self.recovery
     }
 
     /// The shared state (accounts can be created through `shared().bank`).
@@ -217,6 +224,12 @@ fn refuse_busy(mut stream: TcpStream) {
 /// Serves one connection until the peer leaves, misbehaves or times out.
 fn serve(shared: &Shared, stream: TcpStream, id: u64) {
     let tracer = Tracer::new(shared.config.trace, "server", id);
+    if tracer.enabled() {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "an unknown address".into(), |addr| addr.to_string());
+        tracer.line(Direction::Local, format_args!("TCP connection accepted from {peer}"));
+    }
     if stream.set_nodelay(true).is_err()
         || stream
             .set_write_timeout(Some(Duration::from_secs(WRITE_TIMEOUT_SECS)))
@@ -228,7 +241,10 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
     let mut channel = match SecureChannel::accept(stream, &shared.identity, deadline, tracer) {
         Ok(channel) => channel,
         Err(err) => {
-            tracer.line(Direction::Local, format_args!("handshake failed, closing: {err}"));
+            tracer.line(
+                Direction::Local,
+                format_args!("handshake failed, closing: {}", crate::trace::closing_reason(&err)),
+            );
             return;
         }
     };
@@ -236,11 +252,18 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
     loop {
         let outcome = channel
             .recv(Some(Instant::now() + shared.config.idle_timeout))
-            .and_then(|plaintext| Request::decode(&plaintext).map_err(crate::error::ChannelError::from));
+            .and_then(|plaintext| {
+                // The plaintext may hold a password or a code: wipe it once decoded.
+                let plaintext = zeroize::Zeroizing::new(plaintext);
+                Request::decode(&plaintext).map_err(crate::error::ChannelError::from)
+            });
         let request = match outcome {
             Ok(request) => request,
             Err(err) => {
-                tracer.line(Direction::Local, format_args!("closing: {err}"));
+                tracer.line(
+                    Direction::Local,
+                    format_args!("closing: {}", crate::trace::closing_reason(&err)),
+                );
                 return;
             }
         };
@@ -252,7 +275,10 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
                 return;
             }
         };
-        tracer.line(Direction::Sent, format_args!("  response {response:?}"));
+        tracer.line(
+            Direction::Sent,
+            format_args!("  response {}", crate::trace::response(&response)),
+        );
         if channel.send(&response.encode()).is_err() {
             return;
         }

@@ -111,17 +111,22 @@ impl PendingOtp {
 pub fn deliver(username: &str, code: &str, ttl_secs: u64, outbox: Option<&Path>) -> io::Result<()> {
     println!("[device] OTP for {username}: {code} (valid {ttl_secs} s)");
     let Some(outbox) = outbox else { return Ok(()) };
-    fs::create_dir_all(outbox)?;
+    crate::identity::create_private_dir(outbox)?;
     let temporary = outbox.join(format!(".{username}.otp.tmp"));
     let _ = fs::remove_file(&temporary);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)?;
+    let written = write_private_file(&temporary, code)
+        .and_then(|()| fs::rename(&temporary, outbox.join(format!("{username}.otp"))));
+    if written.is_err() {
+        // Never leave a code behind in a file nobody will replace.
+        let _ = fs::remove_file(&temporary);
+    }
+    written
+}
+
+fn write_private_file(path: &Path, code: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     writeln!(file, "{code}")?;
-    file.sync_all()?;
-    fs::rename(&temporary, outbox.join(format!("{username}.otp")))
+    file.sync_all()
 }
 
 #[cfg(test)]

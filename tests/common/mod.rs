@@ -452,3 +452,199 @@ pub fn run_verify(data_dir: &Path) -> std::process::Output {
         Duration::from_secs(30),
     )
 }
+
+// ---- Added for tests/secrets.rs: the real binaries with every byte they print captured ----
+
+/// Collects everything `source` produces into `sink`, line by line as raw bytes (nothing is
+/// lost to UTF-8 decoding); sends the address of a `listening on ADDR` line to `listening`.
+fn capture_bytes(
+    source: impl Read + Send + 'static,
+    sink: Arc<std::sync::Mutex<Vec<u8>>>,
+    listening: Option<std::sync::mpsc::Sender<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(source);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let (Some(tx), Some(rest)) = (&listening, line.strip_prefix(b"listening on ")) {
+                let _ = tx.send(String::from_utf8_lossy(rest).trim().to_string());
+            }
+            sink.lock().unwrap().extend_from_slice(&line);
+        }
+    })
+}
+
+/// The real `bank-server` binary with standard output *and* standard error captured as raw
+/// bytes, for tests that search everything it printed (e.g. with `--trace=bytes`).
+pub struct CapturedServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub stdout: Arc<std::sync::Mutex<Vec<u8>>>,
+    pub stderr: Arc<std::sync::Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Like [`spawn_server_process`] (same arguments, the fixed test key installed if none is
+/// there), but both output streams are captured; `extra` may hold e.g. `--trace=bytes`.
+pub fn spawn_server_process_captured(data_dir: &Path, outbox: &Path, extra: &[&str]) -> CapturedServerProcess {
+    install_test_key(data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .arg("--data")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
+        .arg(outbox)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let readers = vec![
+        capture_bytes(child.stdout.take().unwrap(), Arc::clone(&stdout), Some(tx)),
+        capture_bytes(child.stderr.take().unwrap(), Arc::clone(&stderr), None),
+    ];
+    let mut process = CapturedServerProcess {
+        child,
+        addr: "127.0.0.1:0".parse().unwrap(),
+        fingerprint: test_identity().fingerprint().to_string(),
+        stdout,
+        stderr,
+        readers,
+    };
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => process.addr = addr.parse().unwrap(),
+        Err(_) => {
+            let (out, err) = process.stop();
+            panic!(
+                "bank-server did not print its address\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+    }
+    process
+}
+
+impl CapturedServerProcess {
+    /// What the server wrote to standard error so far, as text (lossy).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (at most `within`) until the standard error so far satisfies `found`.
+    pub fn wait_for_stderr(&self, within: Duration, found: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if found(&self.stderr_text()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server, waits for it, reads both streams to their end and returns
+    /// (stdout, stderr): everything it ever printed.
+    pub fn stop(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        (self.stdout.lock().unwrap().clone(), self.stderr.lock().unwrap().clone())
+    }
+}
+
+impl Drop for CapturedServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- Added for tests/trace.rs ----
+
+/// Lines a child process printed on one pipe, collected by a background thread.
+pub type SharedLines = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Collects the lines of `source` (a child's stdout or stderr) into a shared list on a
+/// background thread, so the pipe never fills up and the test can look at any time.
+pub fn collect_lines(source: impl Read + Send + 'static) -> SharedLines {
+    let lines: SharedLines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(source).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Waits (at most `within`) until one of `lines` satisfies `found`; returns whether one did.
+pub fn wait_for_shared_line(lines: &SharedLines, within: Duration, found: impl Fn(&str) -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if lines.lock().unwrap().iter().any(|line| found(line)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`spawn_server_process`], but standard error is captured too (that is where
+/// `--trace` writes); returns the server and its stderr lines.
+pub fn spawn_server_process_capturing_stderr(
+    data_dir: &Path,
+    outbox: &Path,
+    extra: &[&str],
+) -> (ServerProcess, SharedLines) {
+    install_test_key(data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .arg("--data")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
+        .arg(outbox)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout_lines = collect_lines(child.stdout.take().unwrap());
+    let stderr_lines = collect_lines(child.stderr.take().unwrap());
+    let listening = |line: &str| line.starts_with("listening on ");
+    if !wait_for_shared_line(&stdout_lines, Duration::from_secs(60), listening) {
+        let _ = child.kill();
+        panic!("server did not start; stderr: {:?}", stderr_lines.lock().unwrap());
+    }
+    let addr = stdout_lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|line| line.strip_prefix("listening on "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let server = ServerProcess {
+        child,
+        addr,
+        fingerprint: test_identity().fingerprint().to_string(),
+        stdout_lines,
+    };
+    (server, stderr_lines)
+}
