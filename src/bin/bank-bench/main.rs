@@ -124,6 +124,8 @@ fn run(options: &Options) -> Result<(), String> {
     results.handshakes = Some(with_server_cpu(&target, || {
         workload::handshakes(&target, 4, options.phase)
     })?);
+    report::progress(format_args!("one PBKDF2 check (600,000 iterations)"));
+    results.pbkdf2 = Some(workload::pbkdf2_check(5));
     report::progress(format_args!("logins (real PBKDF2 cost)"));
     results.logins = Some(with_server_cpu(&target, || workload::logins(&target, options.phase))?);
     results.server_rss_kib = target.rss_kib();

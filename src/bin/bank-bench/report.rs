@@ -145,6 +145,8 @@ pub struct Results {
     pub handshakes: Option<PhaseResult>,
     /// Logins.
     pub logins: Option<PhaseResult>,
+    /// One PBKDF2 check at the default cost, in this process.
+    pub pbkdf2: Option<PhaseResult>,
     /// Server RSS at the end of the standard phases, KiB.
     pub server_rss_kib: Option<u64>,
     /// Scale scenarios.
@@ -161,6 +163,7 @@ impl Results {
             transactions: Vec::new(),
             handshakes: None,
             logins: None,
+            pbkdf2: None,
             server_rss_kib: None,
             scale: None,
         }
@@ -231,6 +234,9 @@ impl Results {
         }
         if let Some(l) = &self.logins {
             let _ = write!(out, ",\"logins\":{}", phase_json(l, None));
+        }
+        if let Some(p) = &self.pbkdf2 {
+            let _ = write!(out, ",\"pbkdf2_check\":{}", phase_json(p, None));
         }
         if let Some(rss) = self.server_rss_kib {
             let _ = write!(out, ",\"server_rss_kib\":{rss}");
@@ -318,6 +324,9 @@ impl Display for Results {
         }
         if let Some(l) = &self.logins {
             row(f, "logins (PBKDF2 600k + OTP)", l, None)?;
+        }
+        if let Some(p) = &self.pbkdf2 {
+            row(f, "one PBKDF2 check (600k)", p, None)?;
         }
         if let Some(rss) = self.server_rss_kib {
             writeln!(f, "\nserver RSS after these phases: {:.1} MiB", rss as f64 / 1024.0)?;

@@ -229,3 +229,18 @@ mod tests {
         );
     }
 }
+
+/// The cost of one PBKDF2-HMAC-SHA256 check at the default iteration count, measured in
+/// this process on one core: the floor of a login's latency, by design.
+pub fn pbkdf2_check(checks: usize) -> PhaseResult {
+    let record =
+        securebank::server::auth::hash_password("bench-password", securebank::limits::DEFAULT_PBKDF2_ITERATIONS);
+    let started = Instant::now();
+    let mut latencies = Latencies::default();
+    for _ in 0..checks {
+        let check = Instant::now();
+        assert!(securebank::server::auth::verify_password(&record, "bench-password"));
+        latencies.record(check.elapsed());
+    }
+    PhaseResult::new(1, latencies, started.elapsed())
+}
