@@ -16,7 +16,7 @@
 //! broken search cannot pass silently.
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -441,29 +441,9 @@ fn a_generated_key_is_mode_0600_in_a_new_0700_directory_and_the_journal_is_0600(
 // ---------------------------------------------------------------------------------------
 
 /// Waits for `child` to exit (bounded); returns (status, stdout, stderr).
-fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
-    let drain = |mut source: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = source.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bank-client still running after {WITHIN:?} (waiting on a prompt?)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, stdout.join().unwrap(), stderr.join().unwrap())
+fn finish(child: std::process::Child) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
+    let output = common::output_within(child, WITHIN);
+    (output.status, output.stdout, output.stderr)
 }
 
 fn bank_client(args: &[&str]) -> std::process::Child {

@@ -189,16 +189,56 @@ pub fn install_test_key(data_dir: &Path) {
     }
 }
 
-/// Starts `bank-server` on `data_dir` with `extra` arguments and waits for "listening on".
-pub fn spawn_server_process(data_dir: &Path, outbox: &Path, extra: &[&str]) -> ServerProcess {
+/// The real `bank-server` binary set up like the in-process test servers: the fixed test
+/// key (installed into `data_dir` if none is there), port 0, cheap PBKDF2, codes written to
+/// `outbox`, standard input closed. The caller chooses what to do with the output streams.
+pub fn server_command(data_dir: &Path, outbox: &Path, extra: &[&str]) -> Command {
     install_test_key(data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bank-server"));
+    command
         .arg("--data")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
         .arg(outbox)
         .args(extra)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Waits for `child` (spawned with piped stdout and stderr) to exit and returns its output;
+/// kills it and fails the test if it runs past `within`.
+pub fn output_within(mut child: Child, within: Duration) -> std::process::Output {
+    let drain = |mut source: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = source.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child process still running after {within:?} (waiting on a prompt?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Starts `bank-server` on `data_dir` with `extra` arguments and waits for "listening on".
+pub fn spawn_server_process(data_dir: &Path, outbox: &Path, extra: &[&str]) -> ServerProcess {
+    let mut child = server_command(data_dir, outbox, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -393,39 +433,14 @@ impl ServerProcess {
 /// Runs `bank-server` with `args` to completion and returns its output; panics (after
 /// killing it) if it is still running after `within`.
 pub fn run_bank_server(args: &[&std::ffi::OsStr], within: Duration) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let drain = |mut source: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = source.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + within;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bank-server {args:?} still running after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::process::Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    output_within(child, within)
 }
 
 /// Starts the server binary on `data_dir` (as [`spawn_server_process`] would) when it is
@@ -493,14 +508,7 @@ pub struct CapturedServerProcess {
 /// Like [`spawn_server_process`] (same arguments, the fixed test key installed if none is
 /// there), but both output streams are captured; `extra` may hold e.g. `--trace=bytes`.
 pub fn spawn_server_process_captured(data_dir: &Path, outbox: &Path, extra: &[&str]) -> CapturedServerProcess {
-    install_test_key(data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .arg("--data")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
-        .arg(outbox)
-        .args(extra)
-        .stdin(Stdio::null())
+    let mut child = server_command(data_dir, outbox, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -613,14 +621,7 @@ pub fn spawn_server_process_capturing_stderr(
     outbox: &Path,
     extra: &[&str],
 ) -> (ServerProcess, SharedLines) {
-    install_test_key(data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .arg("--data")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
-        .arg(outbox)
-        .args(extra)
-        .stdin(Stdio::null())
+    let mut child = server_command(data_dir, outbox, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

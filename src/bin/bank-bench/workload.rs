@@ -206,6 +206,21 @@ pub fn logins(target: &Target, phase: Duration) -> Result<PhaseResult, String> {
     Ok(PhaseResult::new(setup::LOGIN_ACCOUNTS, latencies, elapsed))
 }
 
+/// The cost of one PBKDF2-HMAC-SHA256 check at the default iteration count, measured in
+/// this process on one core: the floor of a login's latency, by design.
+pub fn pbkdf2_check(checks: usize) -> PhaseResult {
+    let record =
+        securebank::server::auth::hash_password("bench-password", securebank::limits::DEFAULT_PBKDF2_ITERATIONS);
+    let started = Instant::now();
+    let mut latencies = Latencies::default();
+    for _ in 0..checks {
+        let check = Instant::now();
+        assert!(securebank::server::auth::verify_password(&record, "bench-password"));
+        latencies.record(check.elapsed());
+    }
+    PhaseResult::new(1, latencies, started.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,19 +243,4 @@ mod tests {
             Mix::default()
         );
     }
-}
-
-/// The cost of one PBKDF2-HMAC-SHA256 check at the default iteration count, measured in
-/// this process on one core: the floor of a login's latency, by design.
-pub fn pbkdf2_check(checks: usize) -> PhaseResult {
-    let record =
-        securebank::server::auth::hash_password("bench-password", securebank::limits::DEFAULT_PBKDF2_ITERATIONS);
-    let started = Instant::now();
-    let mut latencies = Latencies::default();
-    for _ in 0..checks {
-        let check = Instant::now();
-        assert!(securebank::server::auth::verify_password(&record, "bench-password"));
-        latencies.record(check.elapsed());
-    }
-    PhaseResult::new(1, latencies, started.elapsed())
 }
