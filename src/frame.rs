@@ -134,6 +134,7 @@ pub struct DeadlineStream {
     stream: TcpStream,
     deadline: Option<Instant>,
     socket_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl DeadlineStream {
@@ -143,6 +144,7 @@ impl DeadlineStream {
             stream,
             deadline: None,
             socket_timeout: None,
+            write_timeout: None,
         }
     }
 
@@ -154,6 +156,35 @@ impl DeadlineStream {
     /// The underlying socket.
     pub fn get_ref(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Writes all of `bytes`, failing with `TimedOut` once `deadline` has passed: a peer that
+    /// stops reading cannot hold this thread past the deadline, however the kernel splits
+    /// the write. (A plain `write_all` with `SO_SNDTIMEO` restarts the clock at every
+    /// partial write.) The socket timeout is changed only when it would overrun the deadline.
+    pub fn write_all_by(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        let mut force = false;
+        while !bytes.is_empty() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let too_long = self
+                .write_timeout
+                .is_none_or(|timeout| timeout > remaining + remaining / 8);
+            if force || too_long {
+                self.stream.set_write_timeout(Some(remaining))?;
+                self.write_timeout = Some(remaining);
+            }
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => bytes = &bytes[written..],
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => force = true,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     fn set_socket_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -288,6 +319,27 @@ mod tests {
         );
         assert_eq!(&byte, b"x");
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn write_all_by_gives_up_at_the_deadline_when_the_peer_never_reads() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer_that_never_reads = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut writer = DeadlineStream::new(listener.accept().unwrap().0);
+        let chunk = vec![0u8; 1 << 20];
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        let outcome = (0..64).try_for_each(|_| writer.write_all_by(&chunk, deadline));
+        let err = outcome.expect_err("64 MiB cannot fit in the socket buffers");
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "held for {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -24,10 +24,11 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 /// that the thread is returned.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
-/// Time a single reply may take to be accepted by the peer's socket, in seconds. A client
-/// that never reads its replies fills the socket buffer; this bounds how long it can block
-/// a worker.
-pub const WRITE_TIMEOUT_SECS: u64 = 10;
+/// Default time a single reply may take to be accepted by the peer's socket, in seconds
+/// (one deadline for the whole reply, however the kernel splits the write). A client that
+/// never reads its replies fills the socket buffers; this bounds how long it can block a
+/// worker.
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 
 /// Shortest account name, in bytes: two letters are too easy to guess as a target.
 pub const MIN_USERNAME_BYTES: usize = 3;

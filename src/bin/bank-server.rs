@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
-//!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N]
+//!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
 //!             [--otp-ttl-secs N] [--pbkdf2-iterations N]
 //! bank-server fingerprint [--data DIR]
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
@@ -25,7 +25,7 @@ use securebank::trace::TraceLevel;
 
 const USAGE: &str = "usage:
   bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
-              [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N]
+              [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
               [--otp-ttl-secs N] [--pbkdf2-iterations N]
   bank-server fingerprint [--data DIR]
   bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
@@ -113,6 +113,9 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     }
     if let Some(limit) = secs(&mut args, "idle-timeout-secs")? {
         config.idle_timeout = limit;
+    }
+    if let Some(limit) = secs(&mut args, "write-timeout-secs")? {
+        config.write_timeout = limit;
     }
     if let Some(ttl) = secs(&mut args, "otp-ttl-secs")? {
         config.otp_ttl = ttl;

@@ -25,6 +25,7 @@ pub struct SecureChannel {
     reader: BufReader<DeadlineStream>,
     established: Established,
     tracer: Tracer,
+    write_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for SecureChannel {
@@ -173,6 +174,7 @@ impl SecureChannel {
             reader,
             established,
             tracer,
+            write_limit: None,
         })
     }
 
@@ -219,6 +221,7 @@ impl SecureChannel {
             reader,
             established,
             tracer,
+            write_limit: None,
         })
     }
 
@@ -227,8 +230,17 @@ impl SecureChannel {
         let sequence = self.established.send.next_sequence();
         let record = self.established.send.seal(plaintext)?;
         trace_record(&self.tracer, Direction::Sent, &record, sequence, "");
-        self.reader.get_mut().write_all(&record)?;
+        match self.write_limit {
+            Some(limit) => self.reader.get_mut().write_all_by(&record, Instant::now() + limit)?,
+            None => self.reader.get_mut().write_all(&record)?,
+        }
         Ok(())
+    }
+
+    /// From now on, each message must be accepted by the peer's socket within `limit`, or
+    /// sending fails: a peer that never reads cannot hold the sending thread for longer.
+    pub fn set_write_limit(&mut self, limit: Duration) {
+        self.write_limit = Some(limit);
     }
 
     /// Receives and decrypts one message; fails if none arrives by `deadline`.

@@ -42,7 +42,7 @@ use crate::channel::SecureChannel;
 use crate::error::StartError;
 use crate::frame::{self, FrameKind};
 use crate::identity::{KeyOrigin, ServerIdentity};
-use crate::limits::{self, WRITE_TIMEOUT_SECS};
+use crate::limits::{self, DEFAULT_WRITE_TIMEOUT_SECS};
 use crate::message::Request;
 use crate::trace::{Direction, TraceLevel, Tracer};
 
@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time a connection may stay silent between requests (and a request may take to arrive).
     pub idle_timeout: Duration,
+    /// Time a reply may take to be accepted by the peer's socket (a client that never reads
+    /// its replies is dropped after this).
+    pub write_timeout: Duration,
     /// Lifetime of a one-time code.
     pub otp_ttl: Duration,
     /// PBKDF2 iterations for new accounts and for the dummy record of unknown users.
@@ -85,6 +88,7 @@ impl ServerConfig {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             handshake_timeout: Duration::from_secs(limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(limits::DEFAULT_IDLE_TIMEOUT_SECS),
+            write_timeout: Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
             otp_ttl: Duration::from_secs(limits::DEFAULT_OTP_TTL_SECS),
             pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
             otp_outbox: None,
@@ -230,11 +234,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
             .map_or_else(|_| "an unknown address".into(), |addr| addr.to_string());
         tracer.line(Direction::Local, format_args!("TCP connection accepted from {peer}"));
     }
-    if stream.set_nodelay(true).is_err()
-        || stream
-            .set_write_timeout(Some(Duration::from_secs(WRITE_TIMEOUT_SECS)))
-            .is_err()
-    {
+    if stream.set_nodelay(true).is_err() || stream.set_write_timeout(Some(shared.config.write_timeout)).is_err() {
         return;
     }
     let deadline = Instant::now() + shared.config.handshake_timeout;
@@ -248,6 +248,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
             return;
         }
     };
+    channel.set_write_limit(shared.config.write_timeout);
     let mut session = Session::new(channel.session_id());
     loop {
         let outcome = channel
