@@ -33,3 +33,16 @@ check: fmt clippy test
 
 bench:
 	$(CARGO) run --release --locked --bin bank-bench --
+
+# ---- Hardening: fuzzing and the dependency audit (see FUZZING.md) ----
+.PHONY: fuzz audit
+
+FUZZ_SECONDS ?= 60
+
+# Every fuzz target for FUZZ_SECONDS each, one at a time; installs cargo-fuzz if missing.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) bash fuzz/run.sh
+
+# Every crate in the dependency tree must be allow-listed, with an allowed licence.
+audit:
+	python3 scripts/audit.py
