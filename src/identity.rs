@@ -185,3 +185,30 @@ pub fn verify_server_signature(spki_der: &[u8], message: &[u8], signature: &[u8]
     let signature = Signature::try_from(signature).map_err(|_| ChannelError::BadSignature)?;
     key.verify(message, &signature).map_err(|_| ChannelError::BadSignature)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_refuses_an_rsa_key_smaller_than_3072_bits() {
+        let small = PrivateKey::new(&mut crate::rng::os_rng(), 2048).unwrap();
+        let identity = ServerIdentity::from_private_key(small).unwrap();
+        let signature = identity.sign(b"message");
+        assert!(matches!(
+            verify_server_signature(identity.spki_der(), b"message", &signature),
+            Err(ChannelError::BadServerKey)
+        ));
+    }
+
+    #[test]
+    fn a_valid_signature_verifies_and_a_changed_message_does_not() {
+        let identity = ServerIdentity::from_pkcs8_pem(include_str!("../tests/fixtures/test_server_key.pem")).unwrap();
+        let signature = identity.sign(b"message");
+        verify_server_signature(identity.spki_der(), b"message", &signature).unwrap();
+        assert!(matches!(
+            verify_server_signature(identity.spki_der(), b"messagf", &signature),
+            Err(ChannelError::BadSignature)
+        ));
+    }
+}

@@ -210,3 +210,74 @@ impl AwaitingFinished {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::hello::ClientHello;
+
+    fn test_identity() -> ServerIdentity {
+        ServerIdentity::from_pkcs8_pem(include_str!("../../tests/fixtures/test_server_key.pem")).unwrap()
+    }
+
+    fn client_hello_frame(client_public: [u8; 32]) -> Frame {
+        let hello = ClientHello {
+            client_random: [1; 32],
+            client_public,
+        };
+        Frame {
+            kind: FrameKind::ClientHello as u8,
+            payload: hello.encode(),
+        }
+    }
+
+    #[test]
+    fn server_refuses_a_low_order_client_key() {
+        let identity = test_identity();
+        let outcome = ServerHandshake::new(&identity).receive_client_hello(&client_hello_frame([0; 32]));
+        assert!(matches!(outcome, Err(ChannelError::NonContributoryKeyExchange)));
+    }
+
+    #[test]
+    fn client_refuses_a_low_order_server_key_even_when_signed() {
+        let identity = test_identity();
+        let client = ClientHandshake::with_secrets([1; 32], [2; 32]);
+        let mut hello = ServerHello {
+            server_random: [3; 32],
+            server_public: [0; 32],
+            spki_der: identity.spki_der().to_vec(),
+            signature: Vec::new(),
+        };
+        let signed = keys::signed_message(client.client_hello_frame(), &hello.signed_part());
+        hello.signature = identity.sign(&signed);
+        let frame = Frame {
+            kind: FrameKind::ServerHello as u8,
+            payload: hello.encode(),
+        };
+        let outcome = client.receive_server_hello(&frame, |_| Ok(()));
+        assert!(matches!(outcome, Err(ChannelError::NonContributoryKeyExchange)));
+    }
+
+    #[test]
+    fn a_server_record_reflected_back_to_the_server_is_rejected() {
+        let identity = test_identity();
+        let client = ClientHandshake::with_secrets([1; 32], [2; 32]);
+        let client_hello = crate::frame::read_frame(&mut client.client_hello_frame()).unwrap();
+        let (server_hello, awaiting) = ServerHandshake::new(&identity)
+            .receive_client_hello(&client_hello)
+            .unwrap();
+        let server_hello = crate::frame::read_frame(&mut &server_hello[..]).unwrap();
+        let (mut client_side, finished) = client.receive_server_hello(&server_hello, |_| Ok(())).unwrap();
+        let mut finished = crate::frame::read_frame(&mut &finished[..]).unwrap();
+        let mut server_side = awaiting.receive_finished(&mut finished).unwrap();
+        let from_server = server_side.send.seal(b"\x20\x00\x01x").unwrap();
+        let mut reflected = crate::frame::read_frame(&mut &from_server[..]).unwrap();
+        let header = reflected.header();
+        assert!(matches!(
+            server_side.recv.open(&header, &mut reflected.payload),
+            Err(ChannelError::RecordRejected)
+        ));
+        let mut genuine = crate::frame::read_frame(&mut &from_server[..]).unwrap();
+        client_side.recv.open(&genuine.header(), &mut genuine.payload).unwrap();
+    }
+}

@@ -143,6 +143,19 @@ mod tests {
     }
 
     #[test]
+    fn client_refuses_a_server_hello_of_another_version() {
+        let hello = ServerHello {
+            server_random: [3; 32],
+            server_public: [4; 32],
+            spki_der: vec![5; 4],
+            signature: vec![6; 4],
+        };
+        let mut bytes = hello.encode();
+        bytes[1] = 2;
+        assert_eq!(ServerHello::decode(&bytes), Err(DecodeError::BadValue("version")));
+    }
+
+    #[test]
     fn server_hello_round_trips() {
         let hello = ServerHello {
             server_random: [3; 32],

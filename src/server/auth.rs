@@ -166,6 +166,17 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_iteration_count_out_of_range_never_verifies() {
+        let mut record = hash_password("correct horse", 1_000);
+        record.iterations = 500;
+        record.hash = *derive(b"correct horse", &record.salt, 500);
+        assert!(
+            !verify_password(&record, "correct horse"),
+            "a record claiming too few iterations verified"
+        );
+    }
+
+    #[test]
     fn same_password_gets_different_salts() {
         assert_ne!(
             hash_password("pw123456", 1_000).hash,
