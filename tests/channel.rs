@@ -182,19 +182,7 @@ fn run_bank_client(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            // Only the child this test started, by its own id.
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("bank-client did not exit within 20 s (waiting on a prompt?)");
-        }
-    }
+    common::output_within(child, Duration::from_secs(20))
 }
 
 /// A well-formed fingerprint that is not the test key's: the other fixture key's.
