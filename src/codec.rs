@@ -44,6 +44,12 @@ impl Writer {
         self
     }
 
+    /// Appends a big-endian `u128`.
+    pub fn u128(&mut self, value: u128) -> &mut Self {
+        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
     /// Appends raw bytes with no length prefix (fixed-size fields).
     pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
         self.bytes.extend_from_slice(bytes);
@@ -117,6 +123,16 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
+    /// Reads a big-endian `u128`.
+    pub fn u128(&mut self, field: &'static str) -> Result<u128, DecodeError> {
+        Ok(u128::from_be_bytes(self.array(field)?))
+    }
+
+    /// Bytes not read yet: a decoder bounds a declared count by this before allocating.
+    pub fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
     /// Reads a `u16`-length-prefixed byte field of at most `max_len` bytes.
     pub fn bytes16(&mut self, max_len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u16(field)?);
@@ -149,13 +165,21 @@ mod tests {
     #[test]
     fn round_trips_every_field_kind() {
         let mut w = Writer::default();
-        w.u8(7).u16(513).u32(70_000).u64(u64::MAX).str16("héllo").raw(&[1, 2]);
+        w.u8(7)
+            .u16(513)
+            .u32(70_000)
+            .u64(u64::MAX)
+            .u128(u128::MAX - 1)
+            .str16("héllo")
+            .raw(&[1, 2]);
         let bytes = w.into_bytes();
         let mut r = Reader::new(&bytes);
         assert_eq!(r.u8("a").unwrap(), 7);
         assert_eq!(r.u16("b").unwrap(), 513);
         assert_eq!(r.u32("c").unwrap(), 70_000);
         assert_eq!(r.u64("d").unwrap(), u64::MAX);
+        assert_eq!(r.u128("d2").unwrap(), u128::MAX - 1);
+        assert_eq!(r.remaining(), 2 + "héllo".len() + 2);
         assert_eq!(r.str16(16, "e").unwrap(), "héllo");
         assert_eq!(r.array::<2>("f").unwrap(), [1, 2]);
         r.finish().unwrap();

@@ -165,6 +165,12 @@ pub enum ErrorCode {
     CannotTransferToSelf,
     /// The transaction id was already used for a different request.
     TransactionIdReused,
+    /// The creation time in the transaction id is older than the retention window: the id
+    /// may have been used and forgotten, so it is never applied.
+    TransactionIdExpired,
+    /// The creation time in the transaction id is further ahead of the server's clock than
+    /// the allowed skew.
+    TransactionIdInFuture,
     /// A field is outside its allowed shape (e.g. a malformed recipient name).
     InvalidField,
     /// The server cannot serve this request now (e.g. the one-time code could not be delivered).
@@ -173,7 +179,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for decoding and for documentation tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::NotAuthenticated,
         Self::UnexpectedRequest,
         Self::InvalidCredentials,
@@ -188,6 +194,8 @@ impl ErrorCode {
         Self::UnknownRecipient,
         Self::CannotTransferToSelf,
         Self::TransactionIdReused,
+        Self::TransactionIdExpired,
+        Self::TransactionIdInFuture,
         Self::InvalidField,
         Self::Unavailable,
     ];
@@ -209,6 +217,8 @@ impl ErrorCode {
             Self::UnknownRecipient => "unknown_recipient",
             Self::CannotTransferToSelf => "cannot_transfer_to_self",
             Self::TransactionIdReused => "transaction_id_reused",
+            Self::TransactionIdExpired => "transaction_id_expired",
+            Self::TransactionIdInFuture => "transaction_id_in_future",
             Self::InvalidField => "invalid_field",
             Self::Unavailable => "unavailable",
         }
@@ -236,6 +246,12 @@ impl ErrorCode {
             Self::UnknownRecipient => "no account has that name",
             Self::CannotTransferToSelf => "you cannot transfer to your own account",
             Self::TransactionIdReused => "this transaction id was already used for another request",
+            Self::TransactionIdExpired => {
+                "this transaction id is older than the 24 hours ids are remembered: nothing was done, start again"
+            }
+            Self::TransactionIdInFuture => {
+                "this transaction id is dated in the future: check this computer's clock; nothing was done"
+            }
             Self::InvalidField => "a field is malformed",
             Self::Unavailable => "the server cannot serve this now, try again later",
         }
@@ -255,13 +271,18 @@ pub enum JournalError {
     Io(io::Error),
     /// Another server process holds the data directory's lock.
     Locked(String),
-    /// A record before the tail does not match its chain value or does not parse.
+    /// Acknowledged data does not match its checksum or chain value, or does not parse.
     Corrupt {
-        /// Byte offset of the first damaged record in the journal file.
+        /// The damaged file, as a path.
+        file: String,
+        /// Byte offset of the first damaged record or batch in that file.
         offset: u64,
         /// What was wrong with it.
         reason: String,
     },
+    /// The files of the data directory do not fit together (a segment or checkpoint is
+    /// missing, or a segment does not start where the one before it ended).
+    Inconsistent(String),
     /// A sync failed earlier; the journal refuses all further work (never retried).
     Poisoned,
 }
@@ -274,10 +295,15 @@ impl fmt::Display for JournalError {
                 f,
                 "another bank-server is already using {path} (its lock is held); stop it first"
             ),
-            Self::Corrupt { offset, reason } => write!(
+            Self::Corrupt { file, offset, reason } => write!(
                 f,
-                "journal damaged at byte offset {offset}: {reason}; refusing to start \
-                 (restore the journal from a backup; `bank-server verify` shows the details)"
+                "journal damaged in {file} at byte offset {offset}: {reason}; refusing to start \
+                 (restore the data directory from a backup; `bank-server verify` shows the details)"
+            ),
+            Self::Inconsistent(reason) => write!(
+                f,
+                "the data directory is inconsistent: {reason}; refusing to start \
+                 (restore it from a backup; `bank-server verify` shows the details)"
             ),
             Self::Poisoned => write!(f, "an earlier journal sync failed; the server must restart"),
         }

@@ -87,17 +87,58 @@ pub const MAX_BALANCE_CENTS: u64 = 100_000_000_000_000_000;
 /// reply size (about 50 × 100 bytes, well under [`MAX_FRAME_BODY_BYTES`]).
 pub const MAX_HISTORY_ENTRIES: usize = 50;
 
+/// Default time a transaction id is remembered, in seconds (24 hours), counted from the
+/// creation time written in the id. A client that lost its connection has a day to retry
+/// and learn the outcome; an older id is refused, never applied, so the server's memory of
+/// ids is bounded by (transaction rate × this window) instead of growing forever.
+pub const DEFAULT_TXID_RETENTION_SECS: u64 = 86_400;
+
+/// Longest retention an operator may set, in seconds (30 days). Remembered ids cost memory
+/// and checkpoint bytes in proportion to rate × window; a month covers any realistic retry
+/// while keeping that product bounded.
+pub const MAX_TXID_RETENTION_SECS: u64 = 30 * 86_400;
+
+/// How far ahead of the server's clock a transaction id's creation time may be, in seconds
+/// (5 minutes): client clocks drift, but an id from further ahead would stay remembered
+/// beyond the window and could be used to pin memory.
+pub const MAX_TXID_CLOCK_SKEW_SECS: u64 = 300;
+
 /// Longest error-code string on the wire, in bytes.
 pub const MAX_ERROR_CODE_BYTES: usize = 64;
 
 /// Longest echo payload, in bytes; an echo is a connectivity check, not a bulk transfer.
 pub const MAX_ECHO_BYTES: usize = 1024;
 
-/// Largest journal record payload, in bytes. The largest record is an account-opened
-/// record (name, salt, hash, a few integers: under 200 bytes); 4 KiB leaves room while a
-/// damaged length can never make replay allocate much.
-pub const MAX_JOURNAL_RECORD_BYTES: usize = 4096;
+/// Largest journal record payload, in bytes. The largest record is a transaction record
+/// (two names, an id, an error code name: under 200 bytes). 400 bytes leaves room while a
+/// record with its length and chain value stays under 444 bytes, which is what makes the
+/// torn-batch rule sound: every 512-byte sector of a written batch then holds a whole chain
+/// value, the batch magic, or non-zero padding, so it is never all zero (see
+/// [`crate::server::journal`]).
+pub const MAX_JOURNAL_RECORD_BYTES: usize = 400;
 
-/// Bytes the journal file is extended by, with zeros, ahead of the data, so that a sync
+/// Largest sync batch on disk (header and records, before padding), in bytes. The commit
+/// thread writes at most this much per `fdatasync` (appenders wait for room), so recovery
+/// knows how far a torn last batch can reach. 1 MiB is thousands of records: far more than
+/// one sync ever gathers from 1,024 connections.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Bytes a journal segment is extended by, with zeros, ahead of the data, so that a sync
 /// does not also have to commit a change of file size. 64 MiB is about 600,000 records.
 pub const JOURNAL_PREALLOCATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest preallocation an operator may ask for, in KiB (4 GiB): each segment and each
+/// extension writes this many zeros, so a mistyped value must not fill the disk at once.
+pub const MAX_JOURNAL_PREALLOCATE_KIB: u64 = 4 * 1024 * 1024;
+
+/// Default number of records between checkpoints. Recovery loads the newest checkpoint and
+/// replays at most this many records; replay runs at about a million records a second on
+/// the 2-core machine this is measured on (BENCHMARKS.md), so 500,000 keeps a restart near
+/// half a second plus the checkpoint load, whatever the age of the bank.
+pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 500_000;
+
+/// Largest checkpoint file accepted, in bytes. A checkpoint holds every account (with up to
+/// 50 history entries of under 100 bytes) and every remembered transaction id (about 60
+/// bytes each); 4 GiB is far beyond any bank this single-machine design serves, and bounds
+/// what a damaged length can make recovery allocate.
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024 * 1024;

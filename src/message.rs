@@ -14,8 +14,30 @@ use crate::limits::{
 };
 use crate::money;
 
-/// A client-chosen transaction id: 16 random bytes, unique per user action.
+/// A client-chosen transaction id, unique per user action: the first 6 bytes are its
+/// creation time in Unix milliseconds, big-endian (48 bits, as in UUIDv7), the other 10
+/// bytes are random (80 bits). The server refuses an id whose time is outside its retention
+/// window, which is what lets it forget old ids (see `server::retention`).
 pub type TxId = [u8; 16];
+
+/// Bytes at the start of a [`TxId`] that hold its creation time: 48 bits of milliseconds
+/// last until the year 10889.
+pub const TXID_TIME_BYTES: usize = 6;
+
+/// The creation time written in `txid`, in Unix milliseconds.
+pub fn txid_created_ms(txid: &TxId) -> u64 {
+    let mut be = [0u8; 8];
+    be[8 - TXID_TIME_BYTES..].copy_from_slice(&txid[..TXID_TIME_BYTES]);
+    u64::from_be_bytes(be)
+}
+
+/// A new id created at `created_ms` (Unix milliseconds) with 80 fresh random bits. Only the
+/// low 48 bits of `created_ms` fit (any time before the year 10889).
+pub fn txid_at(created_ms: u64) -> TxId {
+    let mut txid: TxId = crate::rng::bytes();
+    txid[..TXID_TIME_BYTES].copy_from_slice(&created_ms.to_be_bytes()[8 - TXID_TIME_BYTES..]);
+    txid
+}
 
 /// Longest one-time-code field accepted on the wire (a code is 6 digits; a little slack lets
 /// the server answer `otp_invalid` instead of closing on a mistyped code).
@@ -427,6 +449,24 @@ mod tests {
     fn refuses_history_count_over_the_limit() {
         let bytes = [tag::R_HISTORY, 0xff, 0xff];
         assert_eq!(Response::decode(&bytes), Err(DecodeError::TooLong("entries")));
+    }
+
+    #[test]
+    fn a_txid_carries_its_creation_time_in_its_first_48_bits() {
+        let created_ms = 1_700_000_000_123;
+        let txid = txid_at(created_ms);
+        assert_eq!(txid_created_ms(&txid), created_ms);
+        assert_eq!(&txid[..TXID_TIME_BYTES], &[0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x7b]);
+        assert_ne!(
+            txid_at(created_ms)[TXID_TIME_BYTES..],
+            txid[TXID_TIME_BYTES..],
+            "random tail"
+        );
+        let mut largest = [0xff; 16];
+        assert_eq!(txid_created_ms(&largest), (1 << 48) - 1);
+        largest[0] = 0;
+        assert_eq!(txid_created_ms(&largest), (1 << 40) - 1);
+        assert_eq!(txid_created_ms(&txid_at(1 << 48)), 0, "only 48 bits are kept");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The rules of money over real sockets: every refusal the server can send, atomicity under
-//! concurrency, idempotent transaction ids (also across a restart of the real binary),
-//! history, and what a restart restores.
+//! concurrency, idempotent transaction ids (also across a restart of the real binary) and
+//! their retention window, history, and what a restart restores.
 mod common;
 
 use std::sync::{Arc, Barrier, mpsc};
@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use common::{TestServer, add_account_with_binary, assert_closed, raw_handshake, spawn_server_process, start_server};
 use securebank::client::{self, Client, is_refused};
 use securebank::error::{ClientError, ErrorCode};
-use securebank::limits::{LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS};
-use securebank::message::{EntryKind, HistoryEntry, Request, Response, TxId};
+use securebank::limits::{
+    DEFAULT_TXID_RETENTION_SECS, LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS,
+    MAX_TXID_CLOCK_SKEW_SECS,
+};
+use securebank::message::{EntryKind, HistoryEntry, Request, Response, TxId, txid_at};
 use securebank::server::bank::now_unix_secs;
 
 const ALICE_PW: &str = "alice-password";
@@ -101,10 +104,11 @@ fn an_amount_over_the_transaction_limit_is_refused_with_amount_exceeds_limit() {
     assert_eq!(server.bank_balance("alice"), 10_000);
     assert_eq!(server.bank_balance("bob"), 5_000);
     // The limit itself is allowed.
+    let txid = client::new_txid();
     assert_eq!(
-        raw.request_bytes(&money_request(DEPOSIT, &[7; 16], MAX_TRANSACTION_CENTS, None)),
+        raw.request_bytes(&money_request(DEPOSIT, &txid, MAX_TRANSACTION_CENTS, None)),
         Response::TxApplied {
-            txid: [7; 16],
+            txid,
             balance_cents: 10_000 + MAX_TRANSACTION_CENTS
         }
     );
@@ -518,6 +522,91 @@ fn a_repeated_transaction_id_after_a_restart_of_the_real_binary_applies_once() {
     // A different request under the old id is still refused after the restart.
     let result = alice.deposit(deposit, 251);
     assert!(is_refused(&result, ErrorCode::TransactionIdReused), "{result:?}");
+}
+
+/// An id created `ago_secs` seconds before now (negative: in the future), by the wall clock.
+fn txid_created_secs_ago(ago_secs: i64) -> TxId {
+    let now_ms = i64::try_from(now_unix_secs() * 1_000).unwrap();
+    txid_at(u64::try_from(now_ms - ago_secs * 1_000).unwrap())
+}
+
+#[test]
+fn a_transaction_id_older_than_the_retention_window_is_refused_with_transaction_id_expired() {
+    let server = alice_and_bob();
+    let mut raw = server.raw_login("alice", ALICE_PW);
+    let history = history_of(&server, "alice");
+    let old = txid_created_secs_ago(i64::try_from(DEFAULT_TXID_RETENTION_SECS).unwrap() + 60);
+    for (kind, to) in [(DEPOSIT, None), (WITHDRAW, None), (TRANSFER, Some("bob"))] {
+        assert_eq!(
+            raw.request_bytes(&money_request(kind, &old, 100, to)),
+            refused(ErrorCode::TransactionIdExpired),
+            "type 0x{kind:02x}"
+        );
+    }
+    // Nothing changed and nothing was recorded: the retry is refused the same way.
+    assert_eq!(
+        raw.request_bytes(&money_request(DEPOSIT, &old, 100, None)),
+        refused(ErrorCode::TransactionIdExpired)
+    );
+    assert_eq!(server.bank_balance("alice"), 10_000);
+    assert_eq!(server.bank_balance("bob"), 5_000);
+    assert_eq!(history_of(&server, "alice"), history);
+    assert_eq!(server.shared.bank.totals().1, 15_000);
+}
+
+#[test]
+fn a_transaction_id_from_beyond_the_clock_skew_is_refused_with_transaction_id_in_future() {
+    let server = alice_and_bob();
+    let mut raw = server.raw_login("alice", ALICE_PW);
+    let ahead = txid_created_secs_ago(-(i64::try_from(MAX_TXID_CLOCK_SKEW_SECS).unwrap() + 60));
+    for (kind, to) in [(DEPOSIT, None), (WITHDRAW, None), (TRANSFER, Some("bob"))] {
+        assert_eq!(
+            raw.request_bytes(&money_request(kind, &ahead, 100, to)),
+            refused(ErrorCode::TransactionIdInFuture),
+            "type 0x{kind:02x}"
+        );
+    }
+    assert_eq!(server.bank_balance("alice"), 10_000);
+    assert_eq!(server.bank_balance("bob"), 5_000);
+    // A client clock a little ahead (within the skew) is fine.
+    let slightly_ahead = txid_created_secs_ago(-60);
+    assert_eq!(
+        raw.request_bytes(&money_request(DEPOSIT, &slightly_ahead, 100, None)),
+        Response::TxApplied {
+            txid: slightly_ahead,
+            balance_cents: 10_100
+        }
+    );
+}
+
+#[test]
+fn a_day_old_transaction_id_inside_the_window_is_answered_as_a_repeat_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    add_account_with_binary(&data, "alice", ALICE_PW, "100.00");
+    add_account_with_binary(&data, "bob", BOB_PW, "50.00");
+    // Created almost a full window ago: a client retrying late, but in time.
+    let retention = i64::try_from(DEFAULT_TXID_RETENTION_SECS).unwrap();
+    let late = txid_created_secs_ago(retention - 600);
+    let refused_late = txid_created_secs_ago(retention - 600);
+
+    let mut server = spawn_server_process(&data, &outbox, &[]);
+    let mut alice = server.login(&outbox, "alice", ALICE_PW);
+    assert_eq!(alice.transfer(late, 700, "bob").unwrap(), 9_300);
+    let result = alice.withdraw(refused_late, 1_000_000);
+    assert!(is_refused(&result, ErrorCode::InsufficientFunds), "{result:?}");
+    server.kill();
+
+    let server = spawn_server_process(&data, &outbox, &[]);
+    let mut alice = server.login(&outbox, "alice", ALICE_PW);
+    assert_eq!(alice.transfer(late, 700, "bob").unwrap(), 9_300);
+    let result = alice.withdraw(refused_late, 1_000_000);
+    assert!(is_refused(&result, ErrorCode::InsufficientFunds), "{result:?}");
+    let result = alice.transfer(late, 701, "bob");
+    assert!(is_refused(&result, ErrorCode::TransactionIdReused), "{result:?}");
+    assert_eq!(alice.balance().unwrap(), 9_300);
+    assert_eq!(server.login(&outbox, "bob", BOB_PW).balance().unwrap(), 5_700);
 }
 
 #[test]

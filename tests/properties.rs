@@ -23,14 +23,16 @@ use securebank::channel::record::{MAX_PLAINTEXT_BYTES, RecordCipher, TAG_BYTES};
 use securebank::error::{ChannelError, ErrorCode, JournalError};
 use securebank::frame::{self, FrameKind, HEADER_BYTES, LENGTH_BYTES};
 use securebank::limits::{
-    MAX_ECHO_BYTES, MAX_FRAME_BODY_BYTES, MAX_HISTORY_ENTRIES, MAX_JOURNAL_RECORD_BYTES, MAX_PASSWORD_BYTES,
-    MAX_TRANSACTION_CENTS, MAX_USERNAME_BYTES,
+    MAX_BATCH_BYTES, MAX_ECHO_BYTES, MAX_FRAME_BODY_BYTES, MAX_HISTORY_ENTRIES, MAX_JOURNAL_RECORD_BYTES,
+    MAX_PASSWORD_BYTES, MAX_TRANSACTION_CENTS, MAX_USERNAME_BYTES,
 };
 use securebank::message::{EntryKind, HistoryEntry, MAX_OTP_FIELD_BYTES, Request, Response};
 use securebank::money::{format_cents, parse_amount};
-use securebank::server::bank;
 use securebank::server::events::{Event, PasswordRecord, TxKind};
-use securebank::server::journal::{self, MAGIC as JOURNAL_MAGIC, RECORD_OVERHEAD_BYTES, ScanReport};
+use securebank::server::journal::{self, Position};
+use securebank::server::journal_v1::{self, MAGIC as JOURNAL_MAGIC, RECORD_OVERHEAD_BYTES, ScanReport};
+use securebank::server::storage::sim::{SimDisk, SimStorage};
+use securebank::server::storage::{Storage, StorageFile};
 use zeroize::Zeroizing;
 
 // ---------------------------------------------------------------------------------------
@@ -341,14 +343,34 @@ fn valid_journal(payloads: &[Vec<u8>]) -> Vec<u8> {
     bytes
 }
 
-/// Scans `file`, returning the report (or error) and every payload visited.
+/// Scans `file` (a first-release journal), returning the report (or error) and every
+/// payload visited.
 fn scan_collect(file: &File) -> (Result<ScanReport, JournalError>, Vec<Vec<u8>>) {
     let mut seen = Vec::new();
-    let report = journal::scan(file, |_, payload| {
+    let report = journal_v1::scan(reader_of(file), "journal.log", |_, payload| {
         seen.push(payload.to_vec());
         Ok(())
     });
     (report, seen)
+}
+
+fn reader_of(file: &File) -> impl std::io::Read + '_ {
+    use std::io::Seek;
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    file
+}
+
+/// Replays a first-release journal into a ledger, as its migration does.
+fn replay_v1(file: &File) -> Result<(securebank::server::ledger::Ledger, ScanReport), JournalError> {
+    let mut ledger = securebank::server::ledger::Ledger::default();
+    let mut lsn = 0;
+    let report = journal_v1::scan(reader_of(file), "journal.log", |_, payload| {
+        let event = Event::decode(payload).map_err(|err| err.to_string())?;
+        lsn += 1;
+        ledger.apply(&event, lsn).map_err(str::to_string)
+    })?;
+    Ok((ledger, report))
 }
 
 /// Bytes a journal scan may allocate at once however the file is built: its 1 MiB read
@@ -673,7 +695,7 @@ proptest! {
             Err(JournalError::Corrupt { offset, .. }) => prop_assert!(offset as usize <= bytes.len()),
             Err(other) => prop_assert!(false, "unexpected error {other:?}"),
         }
-        let replayed = bank::replay(&file);
+        let replayed = replay_v1(&file);
         let corrupt_or_ok = matches!(replayed, Ok(_) | Err(JournalError::Corrupt { .. }));
         prop_assert!(corrupt_or_ok, "replay failed otherwise");
     }
@@ -750,11 +772,110 @@ proptest! {
     fn journal_replay_of_arbitrary_events_keeps_the_money_invariant(events in prop::collection::vec(event(), 0..=12)) {
         let payloads: Vec<Vec<u8>> = events.iter().map(Event::encode).collect();
         let file = journal_file(&valid_journal(&payloads));
-        if let Ok((ledger, report)) = bank::replay(&file) {
+        if let Ok((ledger, report)) = replay_v1(&file) {
             prop_assert_eq!(report.records as usize, payloads.len());
             let totals = ledger.totals();
             prop_assert_eq!(ledger.sum_of_balances(), totals.deposited_cents - totals.withdrawn_cents);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Journal segments (this release's format) and the torn-batch rule
+// ---------------------------------------------------------------------------------------
+
+/// A segment of batches of these payloads; returns its bytes and each batch's offset.
+fn valid_segment(batches: &[Vec<Vec<u8>>]) -> (Vec<u8>, Vec<usize>) {
+    let mut bytes = journal::encode_segment_header(1, &Position::genesis());
+    let mut chain = journal::genesis_chain();
+    let mut lsn = 0;
+    let mut offsets = Vec::new();
+    for batch in batches {
+        let mut body = Vec::new();
+        for payload in batch {
+            chain = journal::encode_record(&chain, payload, &mut body);
+        }
+        offsets.push(bytes.len());
+        journal::encode_batch(lsn + 1, u32::try_from(batch.len()).unwrap(), &body, &mut bytes);
+        lsn += batch.len() as u64;
+    }
+    (bytes, offsets)
+}
+
+/// Scans segment bytes as the newest segment; returns the scan and the payloads seen.
+fn scan_segment_bytes(bytes: &[u8]) -> (Result<journal::SegmentScan, JournalError>, Vec<Vec<u8>>) {
+    let storage = SimStorage(SimDisk::new());
+    let file: Box<dyn StorageFile> = storage.create("segment").unwrap();
+    file.write_all_at(bytes, 0).unwrap();
+    let mut seen = Vec::new();
+    let scan = journal::scan_segment(file.as_ref(), "segment", Position::genesis(), true, |_, payload| {
+        seen.push(payload.to_vec());
+        Ok(())
+    });
+    (scan, seen)
+}
+
+fn segment_batches() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
+    prop::collection::vec(
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 1..=MAX_JOURNAL_RECORD_BYTES), 1..=5),
+        1..=5,
+    )
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// A valid segment, then one arbitrary mutation: the scan never panics and never
+    /// allocates much; what it accepts is whole batches, a prefix of what was written.
+    #[test]
+    fn segment_scan_of_a_mutated_segment_accepts_only_a_prefix_of_whole_batches(
+        batches in segment_batches(),
+        padding in 0usize..=2048,
+        mutation in mutation(),
+    ) {
+        let (mut bytes, _) = valid_segment(&batches);
+        bytes.resize(bytes.len() + padding, 0);
+        mutate(&mut bytes, 512, &mutation);
+        let ((scan, seen), largest) = largest_allocation(|| scan_segment_bytes(&bytes));
+        prop_assert!(largest <= 2 * MAX_BATCH_BYTES, "allocated {largest} bytes");
+        let whole: Vec<usize> = batches.iter().scan(0, |sum, batch| { *sum += batch.len(); Some(*sum) }).collect();
+        prop_assert!(seen.is_empty() || whole.contains(&seen.len()), "a batch applied in part");
+        let written: Vec<Vec<u8>> = batches.concat();
+        prop_assert_eq!(&written[..seen.len()], &seen[..]);
+        if let Err(err) = scan {
+            prop_assert!(matches!(err, JournalError::Corrupt { .. }), "{err:?}");
+        }
+    }
+
+    /// Any subset of the last batch's sectors persisted over zeros (a crash mid-write) is a
+    /// torn batch: every earlier batch is kept, none of the last one is applied.
+    #[test]
+    fn any_tear_of_the_last_batch_keeps_exactly_the_batches_before_it(
+        batches in segment_batches(),
+        kept in any::<u64>(),
+    ) {
+        let (full, offsets) = valid_segment(&batches);
+        let last = *offsets.last().unwrap();
+        let sectors = (full.len() - last) / 512;
+        let mut torn = full[..last].to_vec();
+        torn.resize(full.len() + 1024, 0);
+        let mut all = true;
+        for sector in 0..sectors {
+            if kept & (1 << (sector % 64)) != 0 {
+                let at = last + sector * 512;
+                torn[at..at + 512].copy_from_slice(&full[at..at + 512]);
+            } else {
+                all = false;
+            }
+        }
+        let (scan, seen) = scan_segment_bytes(&torn);
+        let scan = scan.unwrap_or_else(|err| panic!("a tear is not damage: {err}"));
+        let before: usize = batches[..batches.len() - 1].iter().map(Vec::len).sum();
+        let expected = if all { before + batches.last().unwrap().len() } else { before };
+        prop_assert_eq!(seen.len(), expected);
+        let none_kept = (0..sectors).all(|sector| kept & (1 << (sector % 64)) == 0);
+        let expected_tear = (!all && !none_kept).then_some(last as u64);
+        prop_assert_eq!(scan.torn_at, expected_tear, "nothing persisted is a clean end");
     }
 }
 
@@ -775,6 +896,200 @@ proptest! {
         if let Ok(cents) = parse_amount(&text) {
             prop_assert!((1..=MAX_TRANSACTION_CENTS).contains(&cents));
             prop_assert_eq!(parse_amount(&format_cents(cents)), Ok(cents));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ledger snapshots (the bytes of a checkpoint)
+// ---------------------------------------------------------------------------------------
+
+mod snapshots {
+    use super::{bytes, config, largest_allocation, mutate, mutation};
+    use proptest::prelude::*;
+    use securebank::error::DecodeError;
+    use securebank::message::{TxId, txid_at};
+    use securebank::server::auth;
+    use securebank::server::events::{Event, TxKind};
+    use securebank::server::ledger::{Ledger, TxDecision, TxRequest, TxidRetention};
+    use securebank::server::snapshot;
+
+    const NAMES: [&str; 3] = ["alice", "bob", "carol"];
+    const T0: u64 = 1_700_000_000;
+
+    /// One step of a live bank: a transaction (with a fresh id made `age_ms` before now, or
+    /// the id of an earlier step) or a failed login, `step` seconds after the previous one
+    /// (negative: the wall clock went back).
+    #[derive(Debug, Clone)]
+    struct Step {
+        step: i64,
+        user: usize,
+        kind: TxKind,
+        amount_cents: u64,
+        to: usize,
+        age_ms: u64,
+        reuse: Option<usize>,
+        login_failure: bool,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            -5i64..=40,
+            0..NAMES.len(),
+            prop::sample::select(vec![TxKind::Deposit, TxKind::Withdrawal, TxKind::Transfer]),
+            1u64..=5_000,
+            0..NAMES.len(),
+            0u64..=90_000,
+            prop::option::weighted(0.2, any::<usize>()),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(
+                |(step, user, kind, amount_cents, to, age_ms, reuse, login_failure)| Step {
+                    step,
+                    user,
+                    kind,
+                    amount_cents,
+                    to,
+                    age_ms,
+                    reuse,
+                    login_failure,
+                },
+            )
+    }
+
+    fn retention() -> impl Strategy<Value = TxidRetention> {
+        (0u64..=120_000, 0u64..=10_000).prop_map(|(window_ms, skew_ms)| TxidRetention { window_ms, skew_ms })
+    }
+
+    /// Runs `steps` through the ledger's own decisions, as the bank does; returns the
+    /// ledger and the events it recorded (each applied at its index + 1).
+    fn live(retention: TxidRetention, openings: [u64; 3], steps: &[Step]) -> (Ledger, Vec<Event>) {
+        let mut ledger = Ledger::with_retention(retention);
+        let mut events = Vec::new();
+        let mut record = |ledger: &mut Ledger, event: Event| {
+            ledger.apply(&event, events.len() as u64 + 1).unwrap();
+            events.push(event);
+        };
+        for (name, cents) in NAMES.iter().zip(openings) {
+            let event = Event::AccountOpened {
+                at: T0,
+                name: (*name).into(),
+                password: auth::dummy_record(1_000),
+                opening_cents: cents,
+            };
+            record(&mut ledger, event);
+        }
+        let mut now = T0;
+        let mut used: Vec<TxId> = Vec::new();
+        for step in steps {
+            now = now.saturating_add_signed(step.step);
+            if step.login_failure {
+                for event in ledger.decide_login_failure(NAMES[step.user], now).0 {
+                    record(&mut ledger, event);
+                }
+                continue;
+            }
+            let txid = match step.reuse {
+                Some(index) if !used.is_empty() => used[index % used.len()],
+                _ => txid_at((now * 1_000).saturating_sub(step.age_ms)),
+            };
+            used.push(txid);
+            let request = TxRequest {
+                user: NAMES[step.user],
+                txid,
+                kind: step.kind,
+                amount_cents: step.amount_cents,
+                counterparty: if step.kind == TxKind::Transfer {
+                    NAMES[step.to]
+                } else {
+                    ""
+                },
+            };
+            if let TxDecision::Record(event) = ledger.decide_transaction(request, now) {
+                record(&mut ledger, event);
+            }
+        }
+        (ledger, events)
+    }
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        /// A snapshot of any ledger a live bank can reach decodes to that ledger, and
+        /// re-encodes to the same bytes.
+        #[test]
+        fn snapshots_of_live_ledgers_round_trip(
+            retention in retention(),
+            openings in any::<[u16; 3]>(),
+            steps in prop::collection::vec(step(), 0..=40),
+        ) {
+            let (ledger, _) = live(retention, openings.map(u64::from), &steps);
+            let bytes = snapshot::encode(&ledger);
+            let decoded = snapshot::decode(&bytes, retention).unwrap();
+            prop_assert_eq!(snapshot::encode(&decoded), bytes);
+            prop_assert_eq!(decoded, ledger);
+        }
+
+        /// Recovery from a snapshot taken after any event, followed by the events after it,
+        /// reaches exactly the state of replaying every event from the start.
+        #[test]
+        fn a_snapshot_plus_the_remaining_events_equals_the_full_replay(
+            retention in retention(),
+            openings in any::<[u16; 3]>(),
+            steps in prop::collection::vec(step(), 0..=40),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let (ledger, events) = live(retention, openings.map(u64::from), &steps);
+            let split = split.index(events.len() + 1);
+            let mut prefix = Ledger::with_retention(retention);
+            for (index, event) in events[..split].iter().enumerate() {
+                prefix.apply(event, index as u64 + 1).unwrap();
+            }
+            let mut resumed = snapshot::decode(&snapshot::encode(&prefix), retention).unwrap();
+            for (index, event) in events.iter().enumerate().skip(split) {
+                resumed.apply(event, index as u64 + 1).unwrap();
+            }
+            prop_assert_eq!(resumed, ledger);
+        }
+
+        /// A damaged snapshot never panics, never allocates far beyond its own size whatever
+        /// its counts claim, and whatever it decodes to keeps the money invariant.
+        #[test]
+        fn mutated_snapshots_never_panic_nor_allocate_beyond_their_size(
+            retention in retention(),
+            openings in any::<[u16; 3]>(),
+            steps in prop::collection::vec(step(), 0..=20),
+            mutation in mutation(),
+        ) {
+            let (ledger, _) = live(retention, openings.map(u64::from), &steps);
+            let mut bytes = snapshot::encode(&ledger);
+            mutate(&mut bytes, 0, &mutation);
+            let (decoded, largest) = largest_allocation(|| snapshot::decode(&bytes, retention));
+            prop_assert!(largest <= 16 * bytes.len() + 4096, "{} bytes allocated for {}", largest, bytes.len());
+            if let Ok(decoded) = decoded {
+                let totals = decoded.totals();
+                prop_assert_eq!(decoded.sum_of_balances(), totals.deposited_cents - totals.withdrawn_cents);
+            }
+        }
+
+        #[test]
+        fn snapshot_decode_of_arbitrary_bytes_never_panics(data in bytes(2048)) {
+            if let Ok(decoded) = snapshot::decode(&data, TxidRetention::default()) {
+                let again = snapshot::encode(&decoded);
+                prop_assert_eq!(snapshot::decode(&again, TxidRetention::default()).unwrap(), decoded);
+            }
+        }
+
+        /// An account count the bytes cannot hold is refused before anything is allocated
+        /// for it.
+        #[test]
+        fn a_snapshot_account_count_beyond_its_bytes_is_refused_without_allocating(count in 1u32..=u32::MAX) {
+            let mut bytes = snapshot::encode(&Ledger::default());
+            let at = bytes.len() - 4;
+            bytes[at..].copy_from_slice(&count.to_be_bytes());
+            let (decoded, largest) = largest_allocation(|| snapshot::decode(&bytes, TxidRetention::default()));
+            prop_assert_eq!(decoded, Err(DecodeError::Truncated("accounts")));
+            prop_assert_eq!(largest, 0);
         }
     }
 }

@@ -812,7 +812,7 @@ fn document_states_every_limit_and_error_code() {
     let doc = Doc::load();
     let rows = table_rows(&doc.text);
     let as_u64 = |value: usize| u64::try_from(value).unwrap();
-    let limits: [(&str, u64); 33] = [
+    let limits: [(&str, u64); 35] = [
         ("MAX_FRAME_BODY_BYTES", as_u64(l::MAX_FRAME_BODY_BYTES)),
         (
             "MAX_PLAINTEXT_BYTES",
@@ -849,6 +849,8 @@ fn document_states_every_limit_and_error_code() {
         ("MAX_TRANSACTION_CENTS", l::MAX_TRANSACTION_CENTS),
         ("MAX_BALANCE_CENTS", l::MAX_BALANCE_CENTS),
         ("MAX_HISTORY_ENTRIES", as_u64(l::MAX_HISTORY_ENTRIES)),
+        ("DEFAULT_TXID_RETENTION_SECS", l::DEFAULT_TXID_RETENTION_SECS),
+        ("MAX_TXID_CLOCK_SKEW_SECS", l::MAX_TXID_CLOCK_SKEW_SECS),
         ("MAX_ERROR_CODE_BYTES", as_u64(l::MAX_ERROR_CODE_BYTES)),
         ("MAX_ECHO_BYTES", as_u64(l::MAX_ECHO_BYTES)),
         ("DEFAULT_PBKDF2_ITERATIONS", u64::from(l::DEFAULT_PBKDF2_ITERATIONS)),
@@ -858,7 +860,9 @@ fn document_states_every_limit_and_error_code() {
     ];
     let journal_limits = [
         ("MAX_JOURNAL_RECORD_BYTES", as_u64(l::MAX_JOURNAL_RECORD_BYTES)),
+        ("MAX_BATCH_BYTES", as_u64(l::MAX_BATCH_BYTES)),
         ("JOURNAL_PREALLOCATE_BYTES", l::JOURNAL_PREALLOCATE_BYTES),
+        ("DEFAULT_CHECKPOINT_EVERY_RECORDS", l::DEFAULT_CHECKPOINT_EVERY_RECORDS),
     ];
     for (name, value) in limits.into_iter().chain(journal_limits) {
         let cell = format!("`{name}`");
@@ -973,8 +977,7 @@ fn independent_client_from_protocol_md_completes_a_session() {
     );
 
     // Money.
-    let mut txid = [0u8; 16];
-    getrandom::fill(&mut txid).unwrap();
+    let txid = ind::new_txid();
     let deposit = ind::request_money(0x24, &txid, 250, None);
     assert_eq!(session.request(&deposit), Resp::TxApplied(txid, 5_250));
     assert_eq!(session.request(&ind::request_balance()), Resp::Balance(5_250));
@@ -984,14 +987,12 @@ fn independent_client_from_protocol_md_completes_a_session() {
         session.request(&ind::request_money(0x24, &txid, 251, None)),
         Resp::Error("transaction_id_reused".into())
     );
-    let mut txid2 = [0u8; 16];
-    getrandom::fill(&mut txid2).unwrap();
+    let txid2 = ind::new_txid();
     assert_eq!(
         session.request(&ind::request_money(0x26, &txid2, 1_000_000, Some("dave"))),
         Resp::Error("insufficient_funds".into())
     );
-    let mut txid3 = [0u8; 16];
-    getrandom::fill(&mut txid3).unwrap();
+    let txid3 = ind::new_txid();
     assert_eq!(
         session.request(&ind::request_money(0x26, &txid3, 250, Some("dave"))),
         Resp::TxApplied(txid3, 5_000)
@@ -1300,6 +1301,19 @@ mod independent {
 
     pub fn request_balance() -> Vec<u8> {
         vec![0x23]
+    }
+
+    /// A fresh transaction id: the current Unix time in milliseconds as 6 bytes big-endian,
+    /// then 10 random bytes.
+    pub fn new_txid() -> [u8; 16] {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let mut txid = [0u8; 16];
+        txid[..6].copy_from_slice(&u64::try_from(now_ms).unwrap().to_be_bytes()[2..]);
+        getrandom::fill(&mut txid[6..]).unwrap();
+        txid
     }
 
     /// Deposit (0x24), Withdraw (0x25) or Transfer (0x26, with `to`).

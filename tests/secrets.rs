@@ -264,7 +264,7 @@ fn traced_server_session_prints_no_password_session_key_or_private_key_bytes() {
     let logged_in = raw.request(&Request::SubmitOtp(code.clone()));
     assert!(matches!(logged_in, Response::LoggedIn { .. }), "{logged_in:?}");
     let deposit = Request::Deposit {
-        txid: random(),
+        txid: securebank::client::new_txid(),
         amount_cents: 12_345,
     };
     assert!(matches!(
@@ -275,7 +275,7 @@ fn traced_server_session_prints_no_password_session_key_or_private_key_bytes() {
         }
     ));
     let transfer = Request::Transfer {
-        txid: random(),
+        txid: securebank::client::new_txid(),
         amount_cents: 2_000,
         to: "bob".into(),
     };
@@ -351,7 +351,7 @@ fn traced_server_session_prints_no_password_session_key_or_private_key_bytes() {
 
     // Nothing to warn about with a 0600 key; the journal holds password hashes: 0600.
     assert!(!stderr_text.contains("WARNING"), "unexpected warning:\n{stderr_text}");
-    assert_eq!(mode(&data.join("journal.log")), 0o600);
+    assert_eq!(mode(&data.join("journal-0000000001.seg")), 0o600);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,7 +432,7 @@ fn a_generated_key_is_mode_0600_in_a_new_0700_directory_and_the_journal_is_0600(
     // The journal (password hashes, balances) is created 0600 in the 0700 directory.
     let added = common::run_add_account(&data, &["alice"], "alice-password\n");
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    assert_eq!(mode(&data.join("journal.log")), 0o600, "journal");
+    assert_eq!(mode(&data.join("journal-0000000001.seg")), 0o600, "journal");
     assert_eq!(mode(&data), 0o700, "data directory after add-account");
 }
 

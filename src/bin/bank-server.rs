@@ -4,9 +4,11 @@
 //! bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
 //!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
 //!             [--otp-ttl-secs N] [--pbkdf2-iterations N]
+//!             [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
 //! bank-server fingerprint [--data DIR]
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
-//! bank-server verify [--data DIR]
+//! bank-server verify [--data DIR] [--txid-retention-secs N]
+//! bank-server prune --keep-checkpoints K [--data DIR]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -17,9 +19,14 @@ use std::time::Duration;
 
 use securebank::args::Args;
 use securebank::identity::{KeyOrigin, ServerIdentity};
-use securebank::limits::{MAX_BALANCE_CENTS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
+use securebank::limits::{
+    MAX_BALANCE_CENTS, MAX_JOURNAL_PREALLOCATE_KIB, MAX_PBKDF2_ITERATIONS, MAX_TXID_RETENTION_SECS,
+    MIN_PBKDF2_ITERATIONS,
+};
 use securebank::money::{format_cents, parse_amount_up_to};
 use securebank::server::bank::Bank;
+use securebank::server::recovery::RecoveryReport;
+use securebank::server::retention::TxidRetention;
 use securebank::server::{Server, ServerConfig, admin};
 use securebank::trace::TraceLevel;
 
@@ -27,9 +34,17 @@ const USAGE: &str = "usage:
   bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
               [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
               [--otp-ttl-secs N] [--pbkdf2-iterations N]
+              [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
   bank-server fingerprint [--data DIR]
   bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
-  bank-server verify [--data DIR]";
+  bank-server verify [--data DIR] [--txid-retention-secs N]
+  bank-server prune --keep-checkpoints K [--data DIR]
+
+  --checkpoint-every N       records between checkpoints (default 500000): bounds restart time
+  --txid-retention-secs N    how long transaction ids are remembered (default 86400); an older
+                             id is refused with transaction_id_expired
+  --journal-preallocate-kib N  zeros written ahead of the journal (default 65536), so a sync
+                             need not also commit a size change";
 
 fn main() -> ExitCode {
     let result = Args::parse(std::env::args().skip(1), &["demo-accounts", "trace", "help"]).and_then(dispatch);
@@ -60,6 +75,12 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
     if let Some(n) = iterations {
         config.pbkdf2_iterations = n;
     }
+    if let Some(secs) = args.number::<u64>("txid-retention-secs")? {
+        if !(1..=MAX_TXID_RETENTION_SECS).contains(&secs) {
+            return Err(format!("--txid-retention-secs must be 1..={MAX_TXID_RETENTION_SECS}"));
+        }
+        config.bank.retention.window_ms = secs * 1_000;
+    }
     match args.next_positional().as_deref() {
         None => serve(args, config),
         Some("fingerprint") => {
@@ -74,7 +95,14 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
         }
         Some("verify") => {
             args.finish()?;
-            verify(&data_dir)
+            verify(&data_dir, config.bank.retention)
+        }
+        Some("prune") => {
+            let keep = args
+                .number::<usize>("keep-checkpoints")?
+                .ok_or("prune needs --keep-checkpoints K")?;
+            args.finish()?;
+            prune(&data_dir, keep)
         }
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
     }
@@ -107,6 +135,20 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     if let Some(n) = args.number("max-connections")? {
         config.max_connections = n;
     }
+    if let Some(n) = args.number::<u64>("checkpoint-every")? {
+        if n == 0 {
+            return Err("--checkpoint-every must be at least 1".into());
+        }
+        config.bank.checkpoint_every_records = n;
+    }
+    if let Some(kib) = args.number::<u64>("journal-preallocate-kib")? {
+        if !(1..=MAX_JOURNAL_PREALLOCATE_KIB).contains(&kib) {
+            return Err(format!(
+                "--journal-preallocate-kib must be 1..={MAX_JOURNAL_PREALLOCATE_KIB}"
+            ));
+        }
+        config.bank.preallocate_bytes = kib * 1024;
+    }
     let secs = |args: &mut Args, name: &str| args.number::<u64>(name).map(|n| n.map(Duration::from_secs));
     if let Some(limit) = secs(&mut args, "handshake-timeout-secs")? {
         config.handshake_timeout = limit;
@@ -138,17 +180,39 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     println!("  data directory: {}", data_dir.display());
     println!("  server key:     {}", server.shared().identity.fingerprint());
     println!("  accounts:       {}", server.shared().bank.account_count());
-    println!("  journal:        {} records replayed", server.recovery().records);
-    if let Some(offset) = server.recovery().torn_tail_at {
-        println!(
-            "  journal:        cut an incomplete last record at byte offset {offset} \
-             (a write interrupted by a crash; it was never acknowledged)"
-        );
-    }
+    print_recovery(server.recovery());
     println!("listening on {addr}");
     println!("Clients are shown the key fingerprint above on first contact: it must match.");
     server.run();
     Ok(ExitCode::FAILURE)
+}
+
+fn print_recovery(recovery: &RecoveryReport) {
+    if let Some(records) = recovery.migrated_v1_records {
+        println!(
+            "  journal:        migrated {records} records of a first-release journal.log \
+             (kept as journal-v1.log; segments continue its chain)"
+        );
+    }
+    for (name, reason) in &recovery.damaged_checkpoints {
+        eprintln!(
+            "WARNING: checkpoint {name} is damaged ({reason}); it was renamed {name}.damaged and \
+             recovery fell back to an older checkpoint and a longer replay"
+        );
+    }
+    match recovery.checkpoint {
+        Some((segment, lsn)) => println!(
+            "  journal:        checkpoint at record {lsn} loaded, {} records replayed from segment {segment} on",
+            recovery.records_replayed
+        ),
+        None => println!("  journal:        {} records replayed", recovery.records_replayed),
+    }
+    if let Some((file, offset)) = &recovery.torn_batch {
+        println!(
+            "  journal:        cut a torn last batch in {file} at byte offset {offset} \
+             (a write interrupted by a crash; it was never acknowledged)"
+        );
+    }
 }
 
 fn print_demo_credentials(bank: &Bank, iterations: u32) -> Result<(), String> {
@@ -192,7 +256,7 @@ fn add_account(config: &ServerConfig, name: &str, deposit: Option<&str>) -> Resu
         None => 0,
         Some(text) => parse_amount_up_to(text, MAX_BALANCE_CENTS).map_err(|err| format!("--deposit: {err}"))?,
     };
-    let (bank, _) = Bank::open(&config.data_dir).map_err(|err| err.to_string())?;
+    let (bank, _) = Bank::open_with(&config.data_dir, config.bank).map_err(|err| err.to_string())?;
     if bank.password_record(name).is_some() {
         return Err(format!("an account named {name} already exists"));
     }
@@ -205,10 +269,32 @@ fn add_account(config: &ServerConfig, name: &str, deposit: Option<&str>) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(data_dir: &Path) -> Result<ExitCode, String> {
-    match admin::verify(data_dir) {
+fn prune(data_dir: &Path, keep: usize) -> Result<ExitCode, String> {
+    let report = admin::prune(data_dir, keep)?;
+    println!(
+        "kept {} checkpoint(s), the oldest before segment {}",
+        report.kept_checkpoints.len(),
+        report.kept_checkpoints[0]
+    );
+    if report.archived.is_empty() {
+        println!("nothing older to prune");
+    }
+    for name in &report.archived {
+        println!(
+            "archived {name} -> {}/{}/{name}",
+            data_dir.display(),
+            admin::ARCHIVE_DIR
+        );
+    }
+    println!("verify now starts from the oldest kept checkpoint; delete the archive folder to free its space");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(data_dir: &Path, retention: TxidRetention) -> Result<ExitCode, String> {
+    let storage = securebank::server::storage::DirStorage::new(data_dir);
+    match securebank::server::verify::verify_storage(&storage, retention) {
         Ok(report) => {
-            println!("journal {}", securebank::server::journal::path_in(data_dir).display());
+            println!("journal in {}", data_dir.display());
             println!("{report}");
             Ok(if report.balanced() {
                 ExitCode::SUCCESS

@@ -13,7 +13,7 @@ pub mod cli;
 pub mod pinning;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::channel::SecureChannel;
 use crate::error::{ChannelError, ClientError, ErrorCode};
@@ -24,9 +24,14 @@ use crate::trace::{Direction, Tracer};
 /// logins' PBKDF2 checks on a busy server, so this is generous.
 pub const RESPONSE_TIMEOUT_SECS: u64 = 60;
 
-/// A fresh random transaction id (one per user action; reuse it only to retry that action).
+/// A fresh transaction id (one per user action; reuse it only to retry that action): the
+/// current time in Unix milliseconds, then 80 random bits (see [`TxId`]). A retry must
+/// happen within the server's retention window (24 hours by default) of this moment.
 pub fn new_txid() -> TxId {
-    crate::rng::bytes()
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+    crate::message::txid_at(now_ms)
 }
 
 /// A connected, handshaken client.

@@ -1,13 +1,12 @@
-//! Operator tasks: creating accounts, the demo accounts of a first run, and `verify`.
+//! Operator tasks: creating accounts, the demo accounts of a first run, and `prune`.
 
 use std::fs::File;
 use std::path::Path;
 
 use super::auth;
 use super::bank::{self, Bank};
-use super::journal;
-use crate::error::JournalError;
-use crate::money::format_cents;
+use super::storage::{DirStorage, Storage};
+use super::{checkpoint, journal, journal_v1};
 
 /// Demo accounts created on the first run of `make run-server`: name and opening balance.
 pub const DEMO_ACCOUNTS: [(&str, u64); 2] = [("user123", 100_000), ("alice", 50_000)];
@@ -57,72 +56,64 @@ pub fn create_demo_accounts(bank: &Bank, iterations: u32) -> Result<Vec<(String,
     Ok(created)
 }
 
-/// What `bank-server verify` found.
+/// What `bank-server prune` moved away.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Valid records.
-    pub records: u64,
-    /// Accounts.
-    pub accounts: usize,
-    /// Sum of all balances, in cents.
-    pub total_cents: u128,
-    /// Money in (opening balances and deposits), in cents.
-    pub deposited_cents: u128,
-    /// Money out (withdrawals), in cents.
-    pub withdrawn_cents: u128,
-    /// Hex of the head chain value.
-    pub head: String,
-    /// Offset of an incomplete last record that the next start will cut off.
-    pub torn_tail_at: Option<u64>,
+pub struct PruneReport {
+    /// Checkpoints kept, by the segment after each.
+    pub kept_checkpoints: Vec<u64>,
+    /// Files moved into the archive folder.
+    pub archived: Vec<String>,
 }
 
-impl VerifyReport {
-    /// Whether total = deposits − withdrawals.
-    pub fn balanced(&self) -> bool {
-        self.deposited_cents.checked_sub(self.withdrawn_cents) == Some(self.total_cents)
+/// The folder inside the data directory that `prune` moves old files into.
+pub const ARCHIVE_DIR: &str = "archive";
+
+/// Keeps the newest `keep` checkpoints and moves every older checkpoint, and every segment
+/// (and first-release journal) before the oldest kept one, into `DIR/archive/`. Run it with
+/// the server stopped (it takes the data directory's lock). Refuses `keep` = 0 and a
+/// directory with fewer checkpoints than asked to keep: pruning never removes the only way
+/// to recover.
+pub fn prune(data_dir: &Path, keep: usize) -> Result<PruneReport, String> {
+    if keep == 0 {
+        return Err("--keep-checkpoints must be at least 1".into());
     }
-}
-
-impl std::fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cents = |value: u128| format_cents(u64::try_from(value).unwrap_or(u64::MAX));
-        writeln!(f, "records:      {}", self.records)?;
-        writeln!(f, "accounts:     {}", self.accounts)?;
-        writeln!(f, "total:        {}", cents(self.total_cents))?;
-        writeln!(f, "deposits:     {}", cents(self.deposited_cents))?;
-        writeln!(f, "withdrawals:  {}", cents(self.withdrawn_cents))?;
-        writeln!(
-            f,
-            "invariant:    {}",
-            if self.balanced() {
-                "ok (total = deposits - withdrawals)"
-            } else {
-                "BROKEN"
-            }
-        )?;
-        if let Some(offset) = self.torn_tail_at {
-            writeln!(
-                f,
-                "torn tail:    incomplete last record at byte offset {offset} (cut off at next start)"
-            )?;
+    let _lock = bank::lock_data_dir(data_dir).map_err(|err| err.to_string())?;
+    let storage = DirStorage::new(data_dir);
+    let mut good = Vec::new();
+    for name in storage.list().map_err(|err| err.to_string())? {
+        if let Some(number) = checkpoint::parse_file_name(&name)
+            && checkpoint::read(&storage, &name).is_ok()
+        {
+            good.push(number);
         }
-        write!(f, "head:         {}", self.head)
     }
-}
-
-/// Replays the journal in `data_dir` read-only and checks every chain value and the
-/// invariants. Safe to run while a server is running.
-pub fn verify(data_dir: &Path) -> Result<VerifyReport, JournalError> {
-    let file = File::open(journal::path_in(data_dir))?;
-    let (ledger, report) = bank::replay(&file)?;
-    let totals = ledger.totals();
-    Ok(VerifyReport {
-        records: report.records,
-        accounts: ledger.account_count(),
-        total_cents: ledger.sum_of_balances(),
-        deposited_cents: totals.deposited_cents,
-        withdrawn_cents: totals.withdrawn_cents,
-        head: crate::message::hex(&report.head),
-        torn_tail_at: report.torn_tail_at,
+    good.sort_unstable();
+    if good.len() < keep {
+        return Err(format!(
+            "only {} readable checkpoint(s); nothing pruned (asked to keep {keep})",
+            good.len()
+        ));
+    }
+    let kept = good.split_off(good.len() - keep);
+    let oldest_kept = kept[0];
+    let archive = data_dir.join(ARCHIVE_DIR);
+    crate::identity::create_private_dir(&archive).map_err(|err| err.to_string())?;
+    let mut archived = Vec::new();
+    for name in storage.list().map_err(|err| err.to_string())? {
+        let old_segment = journal::parse_segment_name(&name).is_some_and(|n| n < oldest_kept);
+        let old_checkpoint = checkpoint::parse_file_name(&name).is_some_and(|n| n < oldest_kept);
+        if old_segment || old_checkpoint || name == journal_v1::KEPT_NAME {
+            std::fs::rename(data_dir.join(&name), archive.join(&name)).map_err(|err| err.to_string())?;
+            archived.push(name);
+        }
+    }
+    storage.sync_dir().map_err(|err| err.to_string())?;
+    File::open(&archive)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| err.to_string())?;
+    archived.sort();
+    Ok(PruneReport {
+        kept_checkpoints: kept,
+        archived,
     })
 }

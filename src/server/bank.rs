@@ -4,17 +4,35 @@
 //! it to the journal (memory only), unlock, then wait until the journal has synced that
 //! record, and only then answer. Reads wait until what they show is durable. So the ledger
 //! lock is never held across a disk sync or socket I/O, and nothing acknowledged can be lost.
+//!
+//! `Bank` is also the seam where a bank that outgrows one machine would plug in another
+//! backend (a replicated ledger such as a TigerBeetle cluster, or PostgreSQL with
+//! serializable transactions): sessions use only its methods, never the ledger or journal.
+//!
+//! A checkpoint ([`Bank::checkpoint`]) creates and preallocates the next segment outside
+//! every lock, then, under the ledger lock, rotates the journal and encodes the ledger —
+//! the one consistent copy — and after that lock is released waits until the position is
+//! durable and writes the checkpoint file. Transactions stall only for the encoding.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::commit::{CommitStats, Journal};
+use super::checkpoint::{self, Checkpoint};
+use super::commit::{self, CommitStats, Journal, WriterSetup};
 use super::events::{Event, PasswordRecord};
-use super::journal::{self, ScanReport};
+use super::journal::{self, Position};
 use super::ledger::{Ledger, Totals, TxDecision, TxRequest};
+use super::recovery::{self, RecoveryReport};
+use super::retention::TxidRetention;
+use super::snapshot;
+use super::storage::{DirStorage, SharedStorage};
 use crate::error::{ErrorCode, JournalError};
+use crate::limits::{DEFAULT_CHECKPOINT_EVERY_RECORDS, JOURNAL_PREALLOCATE_BYTES};
 use crate::message::HistoryEntry;
 
 /// Seconds since the Unix epoch (lockouts and history use wall-clock time because they must
@@ -28,10 +46,75 @@ pub fn now_unix_secs() -> u64 {
 /// The outcome of a rule check that may refuse: `Ok(value)` or the refusing code.
 pub type Ruled<T> = Result<T, ErrorCode>;
 
+/// The name of the lock file that keeps a second server off a data directory.
+pub const LOCK_FILE_NAME: &str = "bank.lock";
+
+/// How the bank keeps its state; the server's flags set these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BankOptions {
+    /// How long transaction ids are remembered.
+    pub retention: TxidRetention,
+    /// Records per segment after which a checkpoint is written.
+    pub checkpoint_every_records: u64,
+    /// Zeros a segment is extended by ahead of its data.
+    pub preallocate_bytes: u64,
+}
+
+impl Default for BankOptions {
+    fn default() -> Self {
+        Self {
+            retention: TxidRetention::default(),
+            checkpoint_every_records: DEFAULT_CHECKPOINT_EVERY_RECORDS,
+            preallocate_bytes: JOURNAL_PREALLOCATE_BYTES,
+        }
+    }
+}
+
+/// Who writes the journal's batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitMode {
+    /// A commit thread, as the server runs; a failed sync ends the process.
+    Thread {
+        /// File that receives the group-commit counters about once a second.
+        stats_path: Option<std::path::PathBuf>,
+    },
+    /// The caller, one batch per wait or per [`Bank::commit_once`]; a failed sync poisons
+    /// the journal. Deterministic: for simulated-disk tests.
+    Manual,
+}
+
+/// What one checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The segment that starts at the checkpoint.
+    pub next_segment: u64,
+    /// The journal position it holds.
+    pub lsn: u64,
+    /// Bytes of the checkpoint file.
+    pub bytes: u64,
+    /// Unix seconds when it was written.
+    pub written_at: u64,
+    /// Microseconds the ledger lock was held for the copy.
+    pub lock_held_us: u64,
+    /// Microseconds the whole checkpoint took.
+    pub total_us: u64,
+}
+
+#[derive(Debug)]
+struct CheckpointState {
+    newest_segment: u64,
+    last: Option<CheckpointInfo>,
+}
+
 /// The ledger and its journal.
 pub struct Bank {
     ledger: Mutex<Ledger>,
     journal: Arc<Journal>,
+    storage: SharedStorage,
+    options: BankOptions,
+    checkpoints: Mutex<CheckpointState>,
+    checkpoint_requests: Mutex<Option<Receiver<()>>>,
+    _dir_lock: Option<File>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -42,37 +125,177 @@ impl std::fmt::Debug for Bank {
     }
 }
 
-/// Replays a journal file into a fresh ledger (used by start-up and by `verify`).
-pub fn replay(file: &File) -> Result<(Ledger, ScanReport), JournalError> {
-    let mut ledger = Ledger::default();
-    let mut lsn = 0;
-    let report = journal::scan(file, |_, payload| {
-        let event = Event::decode(payload).map_err(|err| format!("record does not parse: {err}"))?;
-        lsn += 1;
-        ledger
-            .apply(&event, lsn)
-            .map_err(|reason| format!("record breaks a ledger rule: {reason}"))
-    })?;
-    Ok((ledger, report))
+/// Takes the data directory's lock (creating the directory, mode 0700, if needed), so a
+/// second server on the same directory is refused. Held until the file is dropped.
+pub fn lock_data_dir(data_dir: &Path) -> Result<File, JournalError> {
+    crate::identity::create_private_dir(data_dir)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(data_dir.join(LOCK_FILE_NAME))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(data_dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(err)) => Err(err.into()),
+    }
 }
 
 impl Bank {
-    /// Opens the data directory: locks and replays the journal, cuts a torn tail, and
-    /// starts the commit thread.
-    pub fn open(data_dir: &Path) -> Result<(Self, ScanReport), JournalError> {
-        let file = journal::open_locked(data_dir)?;
-        let (ledger, report) = replay(&file)?;
-        if let Some(offset) = report.torn_tail_at {
-            journal::truncate_at(&file, offset)?;
+    /// Opens the data directory with the default options and a commit thread.
+    pub fn open(data_dir: &Path) -> Result<(Self, RecoveryReport), JournalError> {
+        Self::open_with(data_dir, BankOptions::default())
+    }
+
+    /// Opens the data directory: takes its lock, recovers (see [`recovery`]) and starts the
+    /// commit thread.
+    pub fn open_with(data_dir: &Path, options: BankOptions) -> Result<(Self, RecoveryReport), JournalError> {
+        let lock = lock_data_dir(data_dir)?;
+        let storage: SharedStorage = Arc::new(DirStorage::new(data_dir));
+        let mode = CommitMode::Thread {
+            stats_path: Some(data_dir.join("commit_stats")),
+        };
+        let (mut bank, report) = Self::open_storage(storage, options, mode)?;
+        bank._dir_lock = Some(lock);
+        Ok((bank, report))
+    }
+
+    /// Opens a bank on any storage (the simulated disk in tests). The caller keeps other
+    /// processes away from it.
+    pub fn open_storage(
+        storage: SharedStorage,
+        options: BankOptions,
+        mode: CommitMode,
+    ) -> Result<(Self, RecoveryReport), JournalError> {
+        let recovered = recovery::recover(storage.as_ref(), options.retention, now_unix_secs())?;
+        let (stats_path, threaded) = match mode {
+            CommitMode::Thread { stats_path } => (stats_path, true),
+            CommitMode::Manual => (None, false),
+        };
+        let setup = WriterSetup {
+            file: recovered.file,
+            segment: recovered.segment,
+            offset: recovered.end_offset,
+            end: recovered.end,
+            records_in_segment: recovered.records_in_segment,
+            preallocate_bytes: options.preallocate_bytes,
+            checkpoint_every_records: options.checkpoint_every_records,
+            exit_on_failure: threaded,
+            stats_path,
+        };
+        let journal = if threaded {
+            Journal::start(setup)
+        } else {
+            Journal::manual(setup)
+        };
+        let (sender, receiver) = mpsc::sync_channel(1);
+        journal.on_checkpoint_wanted(Box::new(move || {
+            let _ = sender.try_send(());
+        }));
+        let bank = Self {
+            ledger: Mutex::new(recovered.ledger),
+            journal,
+            storage,
+            options,
+            checkpoints: Mutex::new(CheckpointState {
+                newest_segment: recovered.segment,
+                last: None,
+            }),
+            checkpoint_requests: Mutex::new(Some(receiver)),
+            _dir_lock: None,
+        };
+        Ok((bank, recovered.report))
+    }
+
+    /// The channel on which the journal asks for a checkpoint (every
+    /// `checkpoint_every_records` records); the server's checkpoint thread takes it once.
+    pub fn take_checkpoint_requests(&self) -> Option<Receiver<()>> {
+        self.checkpoint_requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// Writes a checkpoint now and starts a new segment after it (see the module doc).
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, JournalError> {
+        let started = Instant::now();
+        let mut state = self.checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let number = state.newest_segment + 1;
+        let name = journal::segment_name(number);
+        match self.storage.remove(&name) {
+            // A file left by a checkpoint that failed before it rotated: never part of the log.
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
         }
-        let journal = Journal::start(file, &report, Some(data_dir.join("commit_stats")));
-        Ok((
-            Self {
-                ledger: Mutex::new(ledger),
-                journal,
-            },
-            report,
-        ))
+        let file = self.storage.create(&name)?;
+        commit::preallocate(
+            file.as_ref(),
+            0,
+            self.options.preallocate_bytes.max(journal::SECTOR_BYTES),
+        )?;
+        self.storage.sync_dir()?;
+        let locked = Instant::now();
+        let (position, snapshot): (Position, Vec<u8>) = {
+            let ledger = self.lock();
+            (self.journal.rotate(file, number), snapshot::encode(&ledger))
+        };
+        let lock_held_us = micros(locked.elapsed());
+        state.newest_segment = number;
+        self.journal.wait_durable(position.lsn)?;
+        let written_at = now_unix_secs();
+        let checkpoint = Checkpoint {
+            next_segment: number,
+            position,
+            written_at,
+            snapshot,
+        };
+        checkpoint::write(self.storage.as_ref(), &checkpoint)?;
+        let info = CheckpointInfo {
+            next_segment: number,
+            lsn: position.lsn,
+            bytes: checkpoint.snapshot.len() as u64,
+            written_at,
+            lock_held_us,
+            total_us: micros(started.elapsed()),
+        };
+        state.last = Some(info);
+        Ok(info)
+    }
+
+    /// The last checkpoint this process wrote.
+    pub fn last_checkpoint(&self) -> Option<CheckpointInfo> {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last
+    }
+
+    /// Manual commit mode: writes the pending batch (or rotation), if any.
+    pub fn commit_once(&self) -> Result<bool, JournalError> {
+        self.journal.commit_once()
+    }
+
+    /// The position after the last record (what the ledger shows).
+    pub fn position(&self) -> Position {
+        self.journal.appended()
+    }
+
+    /// The retention of transaction ids in force.
+    pub fn options(&self) -> BankOptions {
+        self.options
+    }
+
+    /// Transaction ids remembered now.
+    pub fn remembered_txids(&self) -> usize {
+        self.lock().remembered_txids()
+    }
+
+    /// The ledger encoded as a checkpoint holds it (tests compare states with it).
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(&self.lock())
     }
 
     fn lock(&self) -> MutexGuard<'_, Ledger> {
@@ -216,10 +439,17 @@ impl Bank {
         Ok(Ok(()))
     }
 
-    /// Syncs what is pending, stops the commit thread and releases the journal's lock, so
-    /// another `Bank` (or a server process) can open the same directory.
-    pub fn close(self) {
+    /// Writes a checkpoint if the newest segment holds records (so the next start replays
+    /// nothing), syncs what is pending, stops the commit thread and releases the data
+    /// directory's lock, so another `Bank` (or a server process) can open it.
+    pub fn close(self) -> Result<(), JournalError> {
+        let result = if self.journal.records_in_segment() > 0 {
+            self.checkpoint().map(|_| ())
+        } else {
+            Ok(())
+        };
         self.journal.shutdown();
+        result
     }
 
     /// Number of accounts.
@@ -232,6 +462,10 @@ impl Bank {
         let ledger = self.lock();
         (ledger.totals(), ledger.sum_of_balances())
     }
+}
+
+fn micros(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -248,9 +482,10 @@ mod tests {
         bank.open_account("alice", record, 700, now_unix_secs())
             .unwrap()
             .unwrap();
-        bank.close();
+        bank.close().unwrap();
         let (reopened, report) = Bank::open(dir.path()).unwrap();
-        assert_eq!(report.records, 1);
+        assert_eq!(report.end_lsn, 1);
+        assert_eq!(report.records_replayed, 0, "close wrote a checkpoint");
         assert_eq!(reopened.balance("alice").unwrap(), Ok(700));
     }
 }

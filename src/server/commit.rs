@@ -1,33 +1,40 @@
-//! Group commit: many connections' journal records share one `fdatasync`.
+//! Group commit: many connections' journal records share one batch, one write and one
+//! `fdatasync`.
 //!
 //! ```text
 //! connection threads                         commit thread
 //!   lock ledger; decide; apply;                loop:
 //!   append(event) → lsn   ── pending ──▶          take the whole pending batch
-//!   unlock ledger                                 pwrite batch; fdatasync
-//!   wait_durable(lsn)  ◀── unpark ──────         durable = batch end; unpark only the
-//!   reply                                         waiters whose lsn the sync covered
+//!   unlock ledger                                 frame it (header, checksum, padding)
+//!   wait_durable(lsn)  ◀── unpark ──────         pwrite at the next sector; fdatasync
+//!   reply                                         durable = batch end; unpark only the
+//!                                                 waiters whose lsn the sync covered
 //! ```
-//! Invariants: records reach the file in the order they were appended (the order the
-//! ledger applied them); a waiter returns only after a sync that *started after* its record
-//! was written; a failed sync is never retried — the journal is poisoned and the process
-//! exits, so the next start recovers from what is really on disk (PostgreSQL's
-//! "fsyncgate" lesson). The file is extended with zeros ahead of the data
-//! ([`JOURNAL_PREALLOCATE_BYTES`]) so a data sync need not also commit a size change.
+//! A checkpoint *rotates* the journal (under the ledger lock, so at an exact position): the
+//! records pending at that moment are written as the last batch of the current segment,
+//! that segment is trimmed to its data, and the next batch goes to a new segment file the
+//! checkpointer created and preallocated beforehand; its header is written and synced first.
+//!
+//! Invariants: records reach the disk in the order they were appended (the order the ledger
+//! applied them); one batch is one write and one sync, and the next write starts only after
+//! that sync returned, so only the last batch can ever be torn (see [`super::journal`]); a
+//! batch never exceeds [`MAX_BATCH_BYTES`] (appenders wait for room); a waiter returns only
+//! after a sync that *started after* its record was written; a failed write or sync is
+//! never retried — the journal is poisoned and (in the server) the process exits, so the
+//! next start recovers from what is really on disk (PostgreSQL's "fsyncgate" lesson).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, Thread};
 
 use super::events::Event;
-use super::journal::{self, ScanReport};
+use super::journal::{self, BATCH_HEADER_BYTES, Position};
+use super::storage::StorageFile;
 use crate::error::JournalError;
-use crate::limits::JOURNAL_PREALLOCATE_BYTES;
+use crate::limits::MAX_BATCH_BYTES;
 
-/// Counters the benchmark reads to report the group-commit factor.
+/// Counters the benchmark and the operator read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitStats {
     /// Records written to the file since start.
@@ -36,24 +43,67 @@ pub struct CommitStats {
     pub syncs: u64,
 }
 
+/// Where the journal writes and how it behaves; [`Journal::start`] and [`Journal::manual`]
+/// take it.
+pub struct WriterSetup {
+    /// The open newest segment.
+    pub file: Box<dyn StorageFile>,
+    /// Its number.
+    pub segment: u64,
+    /// Where its next batch goes.
+    pub offset: u64,
+    /// The position after its last record.
+    pub end: Position,
+    /// Records in this segment so far (counts toward the next checkpoint).
+    pub records_in_segment: u64,
+    /// Zeros to extend a segment by ahead of the data.
+    pub preallocate_bytes: u64,
+    /// Records per segment after which a checkpoint is asked for.
+    pub checkpoint_every_records: u64,
+    /// Exit the process on a failed write or sync (the server); tests on a simulated disk
+    /// only poison the journal.
+    pub exit_on_failure: bool,
+    /// File that receives the counters about once a second (the benchmark reads it).
+    pub stats_path: Option<PathBuf>,
+}
+
+/// A segment switch asked for by a checkpoint, waiting for the commit thread.
+struct Rotation {
+    /// Records appended before the switch and not yet taken by the writer.
+    before: Vec<u8>,
+    before_records: u32,
+    file: Box<dyn StorageFile>,
+    segment: u64,
+    base: Position,
+}
+
 struct State {
     pending: Vec<u8>,
-    appended_lsn: u64,
+    pending_records: u32,
+    appended: Position,
+    taken_lsn: u64,
     durable_lsn: u64,
-    chain: [u8; 32],
     waiters: Vec<(u64, Thread)>,
+    rotation: Option<Rotation>,
+    records_in_segment: u64,
+    checkpoint_asked: bool,
     poisoned: bool,
     stopping: bool,
 }
 
 /// The journal while the server runs: an appender shared by all connections and the
-/// commit thread that makes appends durable.
+/// commit thread (or, in simulation tests, the caller) that makes appends durable.
 pub struct Journal {
     state: Mutex<State>,
     work_ready: Condvar,
+    room_ready: Condvar,
     records_written: AtomicU64,
     syncs: AtomicU64,
+    writer: Mutex<Option<Writer>>,
     committer: Mutex<Option<thread::JoinHandle<()>>>,
+    checkpoint_every_records: u64,
+    checkpoint_wanted: Mutex<Option<Box<dyn Fn() + Send>>>,
+    exit_on_failure: bool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -65,33 +115,55 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Starts the commit thread on `file`, which `report` scanned; records go after
-    /// `report.end_offset`. `stats_path` receives the counters about once a second.
-    pub fn start(file: File, report: &ScanReport, stats_path: Option<PathBuf>) -> Arc<Self> {
-        let journal = Arc::new(Self {
+    /// A journal whose batches are written only when the caller calls
+    /// [`Journal::commit_once`] (or waits for a record): deterministic, for simulation tests.
+    pub fn manual(setup: WriterSetup) -> Arc<Self> {
+        let end = setup.end;
+        let every = setup.checkpoint_every_records;
+        let records_in_segment = setup.records_in_segment;
+        let exit_on_failure = setup.exit_on_failure;
+        let allocated_end = setup.file.size().unwrap_or(0);
+        let writer = Writer {
+            file: setup.file,
+            segment: setup.segment,
+            offset: setup.offset,
+            allocated_end,
+            preallocate_bytes: setup.preallocate_bytes,
+            stats_path: setup.stats_path,
+            last_stats: None,
+            batch: Vec::with_capacity(64 * 1024),
+        };
+        Arc::new(Self {
             state: Mutex::new(State {
                 pending: Vec::with_capacity(64 * 1024),
-                appended_lsn: report.records,
-                durable_lsn: report.records,
-                chain: report.head,
+                pending_records: 0,
+                appended: end,
+                taken_lsn: end.lsn,
+                durable_lsn: end.lsn,
                 waiters: Vec::new(),
+                rotation: None,
+                records_in_segment,
+                checkpoint_asked: false,
                 poisoned: false,
                 stopping: false,
             }),
             work_ready: Condvar::new(),
+            room_ready: Condvar::new(),
             records_written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            writer: Mutex::new(Some(writer)),
             committer: Mutex::new(None),
-        });
+            checkpoint_every_records: every,
+            checkpoint_wanted: Mutex::new(None),
+            exit_on_failure,
+        })
+    }
+
+    /// Starts the commit thread on the newest segment.
+    pub fn start(setup: WriterSetup) -> Arc<Self> {
+        let journal = Self::manual(setup);
+        let mut writer = journal.writer_lock().take().expect("a fresh journal has its writer");
         let committer = Arc::clone(&journal);
-        let allocated_end = file.metadata().map_or(0, |metadata| metadata.len());
-        let mut writer = Writer {
-            file,
-            offset: report.end_offset,
-            allocated_end,
-            stats_path,
-            last_stats: None,
-        };
         let handle = thread::Builder::new()
             .name("journal-commit".into())
             .spawn(move || committer.run(&mut writer))
@@ -103,8 +175,17 @@ impl Journal {
         journal
     }
 
+    /// Calls `wanted` (once per segment) when the segment holds enough records for a
+    /// checkpoint. It runs on the commit thread and must not block.
+    pub fn on_checkpoint_wanted(&self, wanted: Box<dyn Fn() + Send>) {
+        *self
+            .checkpoint_wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(wanted);
+    }
+
     /// Makes everything appended so far durable, stops the commit thread and closes the
-    /// file (releasing its lock). Appending afterwards is a programmer error.
+    /// file. Appending afterwards is a programmer error.
     pub fn shutdown(&self) {
         self.lock().stopping = true;
         self.work_ready.notify_one();
@@ -115,25 +196,43 @@ impl Journal {
             .take();
         if let Some(handle) = handle {
             let _ = handle.join();
+        } else {
+            while self.commit_once().unwrap_or(false) {}
         }
+        self.writer_lock().take();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn writer_lock(&self) -> MutexGuard<'_, Option<Writer>> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Appends an event to the pending batch and returns its position (log sequence number).
     /// Call this while holding the ledger lock under which the event was applied, so file
-    /// order equals apply order. It does no I/O.
+    /// order equals apply order. It does no I/O; it waits only if the pending batch is full.
     pub fn append(&self, event: &Event) -> u64 {
         let payload = event.encode();
+        let record_bytes = payload.len() + journal::RECORD_OVERHEAD_BYTES;
         let mut state = self.lock();
         assert!(!state.stopping, "no appends after shutdown");
+        while BATCH_HEADER_BYTES + state.pending.len() + record_bytes > MAX_BATCH_BYTES && !state.poisoned {
+            state = self
+                .room_ready
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
         let was_idle = state.pending.is_empty();
-        let previous = state.chain;
-        state.chain = journal::encode_record(&previous, &payload, &mut state.pending);
-        state.appended_lsn += 1;
-        let lsn = state.appended_lsn;
+        let previous = state.appended.chain;
+        let chain = journal::encode_record(&previous, &payload, &mut state.pending);
+        state.pending_records += 1;
+        state.appended = Position {
+            lsn: state.appended.lsn + 1,
+            chain,
+        };
+        let lsn = state.appended.lsn;
         drop(state);
         if was_idle {
             self.work_ready.notify_one();
@@ -141,15 +240,62 @@ impl Journal {
         lsn
     }
 
-    /// The position of the last appended record (what the ledger currently shows).
+    /// The position after the last appended record (what the ledger currently shows).
+    pub fn appended(&self) -> Position {
+        self.lock().appended
+    }
+
+    /// Records appended to the newest segment so far.
+    pub fn records_in_segment(&self) -> u64 {
+        let state = self.lock();
+        state.records_in_segment + (state.appended.lsn - state.durable_lsn)
+    }
+
+    /// The position of the last appended record.
     pub fn appended_lsn(&self) -> u64 {
-        self.lock().appended_lsn
+        self.lock().appended.lsn
+    }
+
+    /// Switches to `file`, a new, preallocated and durable segment numbered `segment`, right
+    /// after the last appended record; returns that position. Call it under the ledger lock.
+    pub fn rotate(&self, file: Box<dyn StorageFile>, segment: u64) -> Position {
+        let mut state = self.lock();
+        assert!(state.rotation.is_none(), "one rotation at a time");
+        let base = state.appended;
+        let before = std::mem::take(&mut state.pending);
+        let before_records = std::mem::take(&mut state.pending_records);
+        state.taken_lsn = base.lsn;
+        state.records_in_segment = 0;
+        state.checkpoint_asked = false;
+        state.rotation = Some(Rotation {
+            before,
+            before_records,
+            file,
+            segment,
+            base,
+        });
+        drop(state);
+        self.room_ready.notify_all();
+        self.work_ready.notify_one();
+        base
     }
 
     /// Blocks until every record up to `lsn` is durable.
     pub fn wait_durable(&self, lsn: u64) -> Result<(), JournalError> {
         let mut state = self.lock();
         if state.durable_lsn >= lsn {
+            return Ok(());
+        }
+        if state.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        if self.is_manual() {
+            drop(state);
+            while self.lock().durable_lsn < lsn {
+                if !self.commit_once()? {
+                    return Err(JournalError::Poisoned);
+                }
+            }
             return Ok(());
         }
         state.waiters.push((lsn, thread::current()));
@@ -166,6 +312,10 @@ impl Journal {
         }
     }
 
+    fn is_manual(&self) -> bool {
+        self.writer_lock().is_some()
+    }
+
     /// Records written and syncs done so far.
     pub fn stats(&self) -> CommitStats {
         CommitStats {
@@ -174,13 +324,104 @@ impl Journal {
         }
     }
 
-    fn run(&self, writer: &mut Writer) {
-        let mut batch = Vec::with_capacity(64 * 1024);
-        let mut waiting = Vec::new();
+    /// Manual mode: writes and syncs the pending rotation or batch, if any. Returns whether
+    /// there was one; an error poisons the journal.
+    pub fn commit_once(&self) -> Result<bool, JournalError> {
+        let mut writer = self.writer_lock();
+        let Some(writer) = writer.as_mut() else {
+            return Ok(false);
+        };
+        let state = self.lock();
+        if state.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        let work = self.take_work(state);
+        match work {
+            None => Ok(false),
+            Some(work) => self.perform(writer, work).map(|()| true).map_err(|err| {
+                self.poison(&err);
+                JournalError::Poisoned
+            }),
+        }
+    }
+
+    fn take_work(&self, mut state: MutexGuard<'_, State>) -> Option<Work> {
+        if let Some(rotation) = state.rotation.take() {
+            return Some(Work::Rotate(rotation));
+        }
+        if state.pending.is_empty() {
+            return None;
+        }
+        let first_lsn = state.taken_lsn + 1;
+        let records = std::mem::take(&mut state.pending_records);
+        state.taken_lsn = state.appended.lsn;
+        let body = std::mem::replace(&mut state.pending, Vec::with_capacity(64 * 1024));
+        drop(state);
+        self.room_ready.notify_all();
+        Some(Work::Batch {
+            first_lsn,
+            records,
+            body,
+        })
+    }
+
+    fn perform(&self, writer: &mut Writer, work: Work) -> std::io::Result<()> {
+        match work {
+            Work::Batch {
+                first_lsn,
+                records,
+                body,
+            } => {
+                writer.write_batch(first_lsn, records, &body)?;
+                self.made_durable(writer, first_lsn + u64::from(records) - 1, records, true);
+            }
+            Work::Rotate(rotation) => {
+                if rotation.before_records > 0 {
+                    let first_lsn = rotation.base.lsn + 1 - u64::from(rotation.before_records);
+                    writer.write_batch(first_lsn, rotation.before_records, &rotation.before)?;
+                    self.made_durable(writer, rotation.base.lsn, rotation.before_records, false);
+                }
+                writer.switch_to(rotation.file, rotation.segment, &rotation.base)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks records up to `lsn` durable and wakes exactly the waiters that covers;
+    /// `in_current_segment` is false for the last batch of a segment being rotated away.
+    fn made_durable(&self, writer: &mut Writer, lsn: u64, records: u32, in_current_segment: bool) {
+        self.records_written.fetch_add(u64::from(records), Ordering::Relaxed);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        state.durable_lsn = lsn;
+        if in_current_segment {
+            state.records_in_segment += u64::from(records);
+        }
+        let ask =
+            in_current_segment && state.records_in_segment >= self.checkpoint_every_records && !state.checkpoint_asked;
+        state.checkpoint_asked |= ask;
+        // Take the covered waiters out under the lock, but wake them after releasing it:
+        // an unpark is a system call, and appenders must not queue behind them.
         let mut to_wake = Vec::new();
+        state.waiters.retain(|(waiting_for, thread)| {
+            let covered = *waiting_for <= lsn;
+            if covered {
+                to_wake.push(thread.clone());
+            }
+            !covered
+        });
+        drop(state);
+        to_wake.into_iter().for_each(|thread| thread.unpark());
+        if ask && let Some(wanted) = self.checkpoint_wanted.lock().ok().as_deref().and_then(Option::as_ref) {
+            wanted();
+        }
+        writer.maybe_write_stats(self.stats());
+    }
+
+    fn run(&self, writer: &mut Writer) {
         loop {
             let mut state = self.lock();
-            while state.pending.is_empty() {
+            while state.pending.is_empty() && state.rotation.is_none() {
                 if state.stopping {
                     return;
                 }
@@ -189,81 +430,85 @@ impl Journal {
                     .wait(state)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
-            std::mem::swap(&mut batch, &mut state.pending);
-            let batch_end_lsn = state.appended_lsn;
-            let batch_records = batch_end_lsn - state.durable_lsn;
-            drop(state);
-            if let Err(err) = writer.write_and_sync(&batch) {
-                self.poison_and_exit(&err);
+            let Some(work) = self.take_work(state) else { continue };
+            if let Err(err) = self.perform(writer, work) {
+                self.poison(&err);
+                return;
             }
-            batch.clear();
-            self.records_written.fetch_add(batch_records, Ordering::Relaxed);
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            let mut state = self.lock();
-            state.durable_lsn = batch_end_lsn;
-            // Take the covered waiters out under the lock, but wake them after releasing it:
-            // an unpark is a system call, and appenders must not queue behind them.
-            std::mem::swap(&mut waiting, &mut state.waiters);
-            for (lsn, thread) in waiting.drain(..) {
-                if lsn <= batch_end_lsn {
-                    to_wake.push(thread);
-                } else {
-                    state.waiters.push((lsn, thread));
-                }
-            }
-            drop(state);
-            to_wake.drain(..).for_each(|thread| thread.unpark());
-            writer.maybe_write_stats(self.stats());
         }
     }
 
-    fn poison_and_exit(&self, err: &std::io::Error) -> ! {
+    fn poison(&self, err: &std::io::Error) {
         let mut state = self.lock();
         state.poisoned = true;
         for (_, thread) in state.waiters.drain(..) {
             thread.unpark();
         }
         drop(state);
-        eprintln!(
-            "FATAL: journal write or sync failed ({err}). The server stops without retrying; \
-             restart it to recover from what is on disk."
-        );
-        std::process::exit(70);
+        self.room_ready.notify_all();
+        if self.exit_on_failure {
+            eprintln!(
+                "FATAL: journal write or sync failed ({err}). The server stops without retrying; \
+                 restart it to recover from what is on disk."
+            );
+            std::process::exit(70);
+        }
     }
 }
 
+enum Work {
+    Batch {
+        first_lsn: u64,
+        records: u32,
+        body: Vec<u8>,
+    },
+    Rotate(Rotation),
+}
+
 struct Writer {
-    file: File,
+    file: Box<dyn StorageFile>,
+    segment: u64,
     offset: u64,
     allocated_end: u64,
+    preallocate_bytes: u64,
     stats_path: Option<PathBuf>,
     last_stats: Option<std::time::Instant>,
+    batch: Vec<u8>,
 }
 
 impl Writer {
-    fn write_and_sync(&mut self, batch: &[u8]) -> std::io::Result<()> {
-        let end = self.offset + batch.len() as u64;
+    fn write_batch(&mut self, first_lsn: u64, records: u32, body: &[u8]) -> std::io::Result<()> {
+        self.batch.clear();
+        journal::encode_batch(first_lsn, records, body, &mut self.batch);
+        let end = self.offset + self.batch.len() as u64;
         if end > self.allocated_end {
             self.preallocate(end)?;
         }
-        self.file.write_all_at(batch, self.offset)?;
+        self.file.write_all_at(&self.batch, self.offset)?;
         self.file.sync_data()?;
         self.offset = end;
         Ok(())
     }
 
+    /// Trims the finished segment to its data and continues in `file` after its header.
+    fn switch_to(&mut self, file: Box<dyn StorageFile>, segment: u64, base: &Position) -> std::io::Result<()> {
+        assert_eq!(segment, self.segment + 1, "segments are numbered in order");
+        self.file.set_len(self.offset)?;
+        self.file.sync_all()?;
+        file.write_all_at(&journal::encode_segment_header(segment, base), 0)?;
+        file.sync_data()?;
+        self.allocated_end = file.size()?;
+        self.file = file;
+        self.segment = segment;
+        self.offset = journal::SECTOR_BYTES;
+        Ok(())
+    }
+
     /// Extends the file with zeros to well past `needed_end`, then syncs size and data.
     fn preallocate(&mut self, needed_end: u64) -> std::io::Result<()> {
-        let current_len = self.file.metadata()?.len();
-        let target = needed_end.max(current_len) + JOURNAL_PREALLOCATE_BYTES;
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = current_len.max(self.offset);
-        while at < target {
-            let chunk = (target - at).min(zeros.len() as u64) as usize;
-            self.file.write_all_at(&zeros[..chunk], at)?;
-            at += chunk as u64;
-        }
-        self.file.sync_all()?;
+        let current_len = self.file.size()?;
+        let target = needed_end.max(current_len) + self.preallocate_bytes;
+        preallocate(self.file.as_ref(), current_len.max(self.offset), target)?;
         self.allocated_end = target;
         Ok(())
     }
@@ -284,4 +529,17 @@ impl Writer {
             let _ = std::fs::rename(&temporary, path);
         }
     }
+}
+
+/// Writes zeros into `file` from `from` to `to` and syncs it, so later data syncs need not
+/// commit a size change.
+pub fn preallocate(file: &dyn StorageFile, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let chunk = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..chunk], at)?;
+        at += chunk as u64;
+    }
+    file.sync_all()
 }

@@ -52,7 +52,8 @@ pub enum TxKind {
 }
 
 impl TxKind {
-    fn from_byte(byte: u8) -> Option<Self> {
+    /// The kind stored as `byte`, if any.
+    pub fn from_byte(byte: u8) -> Option<Self> {
         [Self::Deposit, Self::Withdrawal, Self::Transfer]
             .into_iter()
             .find(|kind| *kind as u8 == byte)
@@ -119,6 +120,17 @@ pub enum Event {
 const OUTCOME_OK: &str = "ok";
 
 impl Event {
+    /// When the event happened, in Unix seconds.
+    pub fn at(&self) -> u64 {
+        match self {
+            Self::AccountOpened { at, .. }
+            | Self::LoginFailed { at, .. }
+            | Self::AccountLocked { at, .. }
+            | Self::LoginSucceeded { at, .. }
+            | Self::Transaction { at, .. } => *at,
+        }
+    }
+
     /// The record payload bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(96);

@@ -1,40 +1,76 @@
-//! The journal file: an append-only, hash-chained log of [`super::events::Event`]s, and its
-//! recovery on start.
+//! The journal on disk: numbered segment files of sync batches of hash-chained records, and
+//! the rule that tells a torn last batch from damage.
 //!
 //! ```text
-//! file   = magic "SBJRNL01" | record* | zero bytes (preallocated space)
-//! record = length u32 (payload bytes, ≥ 1) | payload | chain[32]
-//! chain  = SHA-256(previous chain | length | payload); the first record's previous chain
-//!          is SHA-256("securebank journal v1")
+//! segment  = header sector | batch* | zeros (preallocated space)
+//! header   = "SBSEG002" | number u64 | base_lsn u64 | base_chain[32] | SHA-256(the 56 bytes before)[32]
+//!            | zeros to 512 bytes
+//! batch    = "SBB2" | records u32 | body_len u32 | first_lsn u64
+//!            | body_sum = SHA-256("SBB2" | records | body_len | first_lsn | body)[32]
+//!            | SHA-256(the 52 header bytes before)[32] | body
+//!            | 0xA5 padding to a multiple of 512 bytes
+//! body     = record*        record = length u32 (1..=MAX_JOURNAL_RECORD_BYTES) | payload | chain[32]
+//! chain    = SHA-256(previous chain | length | payload); before the first record of the bank it
+//!            is SHA-256("securebank journal v1"), and it runs on across every segment
 //! ```
-//! Invariants: a record is valid only if its chain value matches, so a changed, removed or
-//! reordered record breaks every chain value after it. On start, the first invalid record
-//! is either the *torn tail* — unfinished (the file ends inside it, or it is zero from a
-//! sector boundary to its end, as the preallocated space was) with nothing but zeros after
-//! it, and no other length would make it valid: a write the crash interrupted, never
-//! acknowledged — which is cut off and synced; or it is damage (a complete record whose
-//! chain value is wrong, or whose length prefix was changed, wherever it is), and the server
-//! refuses to start, naming the byte offset. A zero length marks the end of the data.
-
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+//! `base_lsn` is the number of records before the segment and `base_chain` the chain value
+//! there; record positions (LSNs) count from 1. One batch is one write and one `fdatasync`;
+//! the next batch is written only after that sync returned, and every batch starts on a
+//! 512-byte sector boundary, so a crash can tear only the last batch and no sector holds
+//! parts of two batches.
+//!
+//! **The torn-batch rule.** A crash during a batch's write may persist any subset of its
+//! sectors, in any order; such a batch was never acknowledged. Scanning a segment, the
+//! first batch at offset X that is not valid (magic, lengths, position, checksum, chain) is
+//! the *torn last batch* — cut, none of it applied — exactly when all of these hold:
+//! - it is in the newest segment;
+//! - everything after its extent is zero (its extent is its stated length if its header is
+//!   intact — its own checksum matches —, else [`MAX_BATCH_BYTES`]);
+//! - either its header is intact and some sector inside its extent is all zero or beyond
+//!   the end of the file, or its header sector is all zero (or cut by the end of the file)
+//!   and no later sector boundary within its reach starts an intact batch header (which
+//!   would be a batch written after it, so it was acknowledged). A
+//!   real batch has no zero sector: every 512 bytes of it hold a magic, a chain value or
+//!   non-zero padding, because a record with its chain value is at most 436 bytes. So a
+//!   batch that is complete but wrong (a flipped bit, a changed length) is damage.
+//!
+//! Anything else is damage inside acknowledged data: recovery refuses to start and names
+//! the file and byte offset.
 
 use crate::channel::keys::sha256;
 use crate::error::JournalError;
-use crate::limits::MAX_JOURNAL_RECORD_BYTES;
+use crate::limits::{MAX_BATCH_BYTES, MAX_JOURNAL_RECORD_BYTES};
 
-/// The first bytes of every journal file.
-pub const MAGIC: [u8; 8] = *b"SBJRNL01";
+use super::storage::StorageFile;
 
-/// The journal's file name inside the data directory.
-pub const FILE_NAME: &str = "journal.log";
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SBSEG002";
+
+/// First bytes of every batch.
+pub const BATCH_MAGIC: [u8; 4] = *b"SBB2";
+
+/// The unit in which a disk may tear a write; batches start on these boundaries.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// Bytes of a batch header: fields, body checksum, header checksum.
+pub const BATCH_HEADER_BYTES: usize = 4 + 4 + 4 + 8 + 32 + 32;
+
+/// Bytes of the header that its own checksum covers.
+const BATCH_HEADER_SUMMED_BYTES: usize = BATCH_HEADER_BYTES - 32;
+
+/// Bytes of a segment header before its zero padding.
+const SEGMENT_HEADER_USED_BYTES: usize = 8 + 8 + 8 + 32 + 32;
+
+/// The padding byte after a batch: not zero, so no sector of a written batch is all zero.
+pub const PAD_BYTE: u8 = 0xA5;
 
 /// Bytes of a record around its payload: length prefix and chain value.
 pub const RECORD_OVERHEAD_BYTES: usize = 4 + 32;
 
-/// The chain value before the first record.
+const _: () = assert!(MAX_JOURNAL_RECORD_BYTES + RECORD_OVERHEAD_BYTES + 32 < SECTOR_BYTES as usize);
+const _: () = assert!(MAX_BATCH_BYTES.is_multiple_of(SECTOR_BYTES as usize));
+
+/// The chain value before the first record of the bank.
 pub fn genesis_chain() -> [u8; 32] {
     sha256(&[b"securebank journal v1"])
 }
@@ -60,339 +96,327 @@ pub fn encode_record(previous: &[u8; 32], payload: &[u8], out: &mut Vec<u8>) -> 
     chain
 }
 
-/// The path of the journal in `data_dir`.
-pub fn path_in(data_dir: &Path) -> PathBuf {
-    data_dir.join(FILE_NAME)
+/// A position in the journal: how many records precede it and the chain value there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Records before this position (the LSN of the last record, 0 at the start).
+    pub lsn: u64,
+    /// Chain value of the last record (the genesis value at the start).
+    pub chain: [u8; 32],
 }
 
-/// What a scan of the journal found.
+impl Position {
+    /// The start of the bank: no records.
+    pub fn genesis() -> Self {
+        Self {
+            lsn: 0,
+            chain: genesis_chain(),
+        }
+    }
+}
+
+/// The file name of segment `number`.
+pub fn segment_name(number: u64) -> String {
+    format!("journal-{number:010}.seg")
+}
+
+/// The segment number in a file name, if it names a segment.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("journal-")?.strip_suffix(".seg")?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// The header sector of segment `number`, which starts at `base`.
+pub fn encode_segment_header(number: u64, base: &Position) -> Vec<u8> {
+    let mut header = Vec::with_capacity(SECTOR_BYTES as usize);
+    header.extend_from_slice(&SEGMENT_MAGIC);
+    header.extend_from_slice(&number.to_be_bytes());
+    header.extend_from_slice(&base.lsn.to_be_bytes());
+    header.extend_from_slice(&base.chain);
+    let checksum = sha256(&[&header]);
+    header.extend_from_slice(&checksum);
+    header.resize(SECTOR_BYTES as usize, 0);
+    header
+}
+
+/// Parses a segment's header sector: `Ok(None)` if it is all zero (never written).
+pub fn decode_segment_header(sector: &[u8]) -> Result<Option<(u64, Position)>, String> {
+    if sector.len() < SECTOR_BYTES as usize {
+        return Err("segment header cut short".into());
+    }
+    if sector.iter().all(|&b| b == 0) {
+        return Ok(None);
+    }
+    let used = &sector[..SEGMENT_HEADER_USED_BYTES];
+    if used[..8] != SEGMENT_MAGIC {
+        return Err("not a securebank journal segment (bad magic)".into());
+    }
+    if sha256(&[&used[..56]])[..] != used[56..88] || sector[88..].iter().any(|&b| b != 0) {
+        return Err("segment header checksum does not match".into());
+    }
+    let number = u64::from_be_bytes(used[8..16].try_into().expect("8 bytes"));
+    let lsn = u64::from_be_bytes(used[16..24].try_into().expect("8 bytes"));
+    let chain = used[24..56].try_into().expect("32 bytes");
+    Ok(Some((number, Position { lsn, chain })))
+}
+
+fn batch_checksum(header_fields: &[u8], body: &[u8]) -> [u8; 32] {
+    sha256(&[header_fields, body])
+}
+
+/// Frames `body` (encoded records `first_lsn ..= first_lsn + records - 1`) as one batch and
+/// appends it to `out`, padded to a whole number of sectors.
+pub fn encode_batch(first_lsn: u64, records: u32, body: &[u8], out: &mut Vec<u8>) {
+    assert!(records > 0 && !body.is_empty(), "a batch holds records");
+    assert!(
+        BATCH_HEADER_BYTES + body.len() <= MAX_BATCH_BYTES,
+        "batch within its limit"
+    );
+    let start = out.len();
+    out.extend_from_slice(&BATCH_MAGIC);
+    out.extend_from_slice(&records.to_be_bytes());
+    out.extend_from_slice(&u32::try_from(body.len()).expect("bounded").to_be_bytes());
+    out.extend_from_slice(&first_lsn.to_be_bytes());
+    let body_sum = batch_checksum(&out[start..], body);
+    out.extend_from_slice(&body_sum);
+    let header_sum = sha256(&[&out[start..]]);
+    out.extend_from_slice(&header_sum);
+    out.extend_from_slice(body);
+    let padded = (out.len() - start).next_multiple_of(SECTOR_BYTES as usize);
+    out.resize(start + padded, PAD_BYTE);
+}
+
+/// What a scan of one segment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanReport {
-    /// Valid records.
-    pub records: u64,
-    /// Byte offset just after the last valid record (where the next record goes).
+pub struct SegmentScan {
+    /// The position after the last valid record.
+    pub end: Position,
+    /// Byte offset where the next batch goes.
     pub end_offset: u64,
-    /// Chain value of the last valid record (the genesis value if none).
-    pub head: [u8; 32],
-    /// If the file held an incomplete last record: its offset (it is not part of the log).
-    pub torn_tail_at: Option<u64>,
+    /// Valid batches read.
+    pub batches: u64,
+    /// The offset of a torn last batch, if one was found (it is not part of the log).
+    pub torn_at: Option<u64>,
 }
 
-enum Step {
-    Record(Vec<u8>),
-    End,
-    /// An invalid record; `maybe_torn` if it looks unfinished (cut short, or its chain
-    /// value still zero) rather than complete but wrong.
+enum BatchRead {
+    /// A valid batch: its records' payloads and its length on disk.
+    Valid(Vec<Vec<u8>>, u64),
+    /// Zeros where a batch header would be.
+    Zero,
+    /// Not a valid batch; `extent` is how far it may reach.
     Invalid {
-        at: u64,
         reason: String,
-        maybe_torn: bool,
+        extent: u64,
+        header_intact: bool,
     },
 }
 
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
+fn read_batch(file: &dyn StorageFile, offset: u64, start: &Position) -> Result<BatchRead, JournalError> {
+    let mut header = [0u8; BATCH_HEADER_BYTES];
+    let got = file.read_full_at(&mut header, offset)?;
+    if header[..got].iter().all(|&b| b == 0) {
+        return Ok(BatchRead::Zero);
     }
-    Ok(filled)
-}
-
-/// Sector size at which a device may tear a write: the bytes before a 512-byte boundary can
-/// reach the disk while the bytes after it do not.
-const TEAR_ALIGNMENT_BYTES: u64 = 512;
-
-/// Whether another payload length would make these bytes a valid record. Then the length
-/// prefix itself was damaged: that is corruption, never a torn write.
-fn valid_with_other_length(previous: &[u8; 32], body: &[u8], claimed_len: usize) -> bool {
-    let longest = MAX_JOURNAL_RECORD_BYTES.min(body.len().saturating_sub(32));
-    (1..=longest)
-        .filter(|&len| len != claimed_len)
-        .any(|len| next_chain(previous, &body[..len])[..] == body[len..len + 32])
-}
-
-/// Whether the record's bytes are zero from a sector boundary inside it to its end: the
-/// shape a crash leaves when only the first sectors of a write reached the disk.
-fn zero_from_a_sector_boundary(offset: u64, body: &[u8]) -> bool {
-    let body_end = offset + 4 + body.len() as u64;
-    let trailing_zeros = body.iter().rev().take_while(|&&byte| byte == 0).count() as u64;
-    let zeros_start = body_end - trailing_zeros;
-    trailing_zeros > 0 && zeros_start.div_ceil(TEAR_ALIGNMENT_BYTES) * TEAR_ALIGNMENT_BYTES < body_end
-}
-
-fn next_step(reader: &mut impl Read, offset: u64, previous: &[u8; 32]) -> io::Result<Step> {
-    let mut length = [0u8; 4];
-    let got = read_up_to(reader, &mut length)?;
-    if got == 0 || (got == 4 && length == [0; 4]) {
-        return Ok(Step::End);
-    }
-    let invalid = |reason: &str, maybe_torn: bool| Step::Invalid {
-        at: offset,
-        reason: reason.into(),
-        maybe_torn,
+    let invalid = |reason: &str, extent: u64, header_intact: bool| {
+        Ok(BatchRead::Invalid {
+            reason: reason.into(),
+            extent,
+            header_intact,
+        })
     };
-    if got < 4 {
-        return Ok(invalid("record length cut short", true));
+    let max_extent = MAX_BATCH_BYTES as u64;
+    if got < BATCH_HEADER_BYTES || !header_is_intact(&header) {
+        return invalid("bad batch header", max_extent, false);
     }
-    let payload_len = u32::from_be_bytes(length) as usize;
-    if payload_len > MAX_JOURNAL_RECORD_BYTES {
-        return Ok(invalid("record length over the limit", false));
+    let records = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+    let body_len = u32::from_be_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
+    let first_lsn = u64::from_be_bytes(header[12..20].try_into().expect("8 bytes"));
+    if records == 0 || body_len == 0 || BATCH_HEADER_BYTES + body_len > MAX_BATCH_BYTES {
+        return invalid("batch length out of range", max_extent, false);
     }
-    let mut body = vec![0u8; payload_len + 32];
-    let read = read_up_to(reader, &mut body)?;
-    if read < body.len() {
-        body.truncate(read);
-        let maybe_torn = !valid_with_other_length(previous, &body, payload_len);
-        return Ok(invalid("record cut short", maybe_torn));
+    let extent = (BATCH_HEADER_BYTES + body_len).next_multiple_of(SECTOR_BYTES as usize) as u64;
+    let mut rest = vec![0u8; extent as usize - BATCH_HEADER_BYTES];
+    let read = file.read_full_at(&mut rest, offset + BATCH_HEADER_BYTES as u64)?;
+    if read < rest.len() {
+        return invalid("batch cut short", extent, true);
     }
-    let (payload, chain) = body.split_at(payload_len);
-    let chain: [u8; 32] = chain.try_into().expect("32 bytes");
-    if next_chain(previous, payload) != chain {
-        let unfinished = (chain == [0u8; 32] || zero_from_a_sector_boundary(offset, &body))
-            && !valid_with_other_length(previous, &body, payload_len);
-        return Ok(invalid(
-            "chain value does not match (record changed, removed or reordered)",
-            unfinished,
-        ));
+    let (body, padding) = rest.split_at(body_len);
+    if batch_checksum(&header[..20], body)[..] != header[20..52] {
+        return invalid("batch checksum does not match", extent, true);
     }
-    body.truncate(payload_len);
-    Ok(Step::Record(body))
+    if padding.iter().any(|&b| b != PAD_BYTE) {
+        return invalid("batch padding changed", extent, true);
+    }
+    if first_lsn != start.lsn + 1 {
+        return invalid("batch is out of sequence", extent, true);
+    }
+    match split_records(body, records, &start.chain) {
+        Ok(payloads) => Ok(BatchRead::Valid(payloads, extent)),
+        Err(reason) => invalid(&reason, extent, true),
+    }
 }
 
-fn rest_is_zero(reader: &mut impl Read) -> io::Result<bool> {
+/// Splits a batch body into its records, checking each length and chain value.
+fn split_records(body: &[u8], records: u32, start_chain: &[u8; 32]) -> Result<Vec<Vec<u8>>, String> {
+    let mut payloads = Vec::with_capacity(records as usize);
+    let mut chain = *start_chain;
+    let mut at = 0;
+    for _ in 0..records {
+        let length = body
+            .get(at..at + 4)
+            .ok_or("record length cut short")?
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| "record length cut short")? as usize;
+        if length == 0 || length > MAX_JOURNAL_RECORD_BYTES {
+            return Err("record length out of range".into());
+        }
+        let payload = body.get(at + 4..at + 4 + length).ok_or("record cut short")?;
+        let stored = body
+            .get(at + 4 + length..at + 4 + length + 32)
+            .ok_or("record cut short")?;
+        chain = next_chain(&chain, payload);
+        if chain[..] != *stored {
+            return Err("chain value does not match (record changed, removed or reordered)".into());
+        }
+        payloads.push(payload.to_vec());
+        at += length + RECORD_OVERHEAD_BYTES;
+    }
+    if at != body.len() {
+        return Err("bytes after the last record of a batch".into());
+    }
+    Ok(payloads)
+}
+
+fn is_zero_from(file: &dyn StorageFile, offset: u64) -> Result<bool, JournalError> {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut at = offset;
     loop {
-        let got = reader.read(&mut buf)?;
+        let got = file.read_at(&mut buf, at)?;
         if got == 0 {
             return Ok(true);
         }
-        if buf[..got].iter().any(|&byte| byte != 0) {
+        if buf[..got].iter().any(|&b| b != 0) {
             return Ok(false);
         }
+        at += got as u64;
     }
 }
 
-/// Reads every valid record in order, handing each payload and its offset to `visit`.
-/// Damage before the tail, or a payload `visit` refuses, is [`JournalError::Corrupt`].
-pub fn scan(file: &File, mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<ScanReport, JournalError> {
-    let mut file = file;
-    file.seek(SeekFrom::Start(0))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 8];
-    if read_up_to(&mut reader, &mut magic)? != 8 || magic != MAGIC {
-        return Err(JournalError::Corrupt {
-            offset: 0,
-            reason: "not a securebank journal (bad magic)".into(),
-        });
+/// Whether some sector of `extent` bytes from `offset` is all zero, or missing because the
+/// file ends before it (an extending write whose later sectors never reached the disk).
+fn has_zero_or_missing_sector(file: &dyn StorageFile, offset: u64, extent: u64) -> Result<bool, JournalError> {
+    let mut sector = vec![0u8; SECTOR_BYTES as usize];
+    for at in (offset..offset + extent).step_by(SECTOR_BYTES as usize) {
+        let got = file.read_full_at(&mut sector, at)?;
+        if got < sector.len() || sector.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
     }
-    let mut report = ScanReport {
-        records: 0,
-        end_offset: 8,
-        head: genesis_chain(),
-        torn_tail_at: None,
+    Ok(false)
+}
+
+/// Whether the invalid batch at `offset` is the torn last batch (see the module doc).
+fn is_torn_last_batch(
+    file: &dyn StorageFile,
+    offset: u64,
+    extent: u64,
+    header_intact: bool,
+) -> Result<bool, JournalError> {
+    if !is_zero_from(file, offset + extent)? {
+        return Ok(false);
+    }
+    if header_intact {
+        return has_zero_or_missing_sector(file, offset, extent);
+    }
+    let mut header_sector = vec![0u8; SECTOR_BYTES as usize];
+    let got = file.read_full_at(&mut header_sector, offset)?;
+    let header_lost = got < header_sector.len() || header_sector.iter().all(|&b| b == 0);
+    Ok(header_lost && !intact_batch_header_after(file, offset, extent)?)
+}
+
+/// Whether a sector boundary after `offset`, within `extent`, starts an intact batch header:
+/// a batch written after the one at `offset`, so that one was acknowledged, not torn.
+fn intact_batch_header_after(file: &dyn StorageFile, offset: u64, extent: u64) -> Result<bool, JournalError> {
+    let mut header = [0u8; BATCH_HEADER_BYTES];
+    for at in (offset + SECTOR_BYTES..offset + extent).step_by(SECTOR_BYTES as usize) {
+        let got = file.read_full_at(&mut header, at)?;
+        if got == BATCH_HEADER_BYTES && header_is_intact(&header) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a batch header has the magic and its own checksum matches.
+fn header_is_intact(header: &[u8; BATCH_HEADER_BYTES]) -> bool {
+    header[..4] == BATCH_MAGIC
+        && sha256(&[&header[..BATCH_HEADER_SUMMED_BYTES]])[..] == header[BATCH_HEADER_SUMMED_BYTES..]
+}
+
+/// Reads every valid batch of one segment after its header, starting at `start`, handing
+/// each record's payload to `visit` with its LSN. `newest` says whether a torn last batch is
+/// acceptable here. Damage, or a payload `visit` refuses, is [`JournalError::Corrupt`].
+pub fn scan_segment(
+    file: &dyn StorageFile,
+    name: &str,
+    start: Position,
+    newest: bool,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<SegmentScan, JournalError> {
+    let corrupt = |offset: u64, reason: String| JournalError::Corrupt {
+        file: name.to_string(),
+        offset,
+        reason,
+    };
+    let mut scan = SegmentScan {
+        end: start,
+        end_offset: SECTOR_BYTES,
+        batches: 0,
+        torn_at: None,
     };
     loop {
-        match next_step(&mut reader, report.end_offset, &report.head)? {
-            Step::End => {
-                // A zero length ends the log only if nothing follows it: a length zeroed in
-                // the middle would otherwise hide every later record.
-                return if rest_is_zero(&mut reader)? {
-                    Ok(report)
-                } else {
-                    Err(JournalError::Corrupt {
-                        offset: report.end_offset,
-                        reason: "zero record length with data after it".into(),
-                    })
-                };
+        let offset = scan.end_offset;
+        match read_batch(file, offset, &scan.end)? {
+            BatchRead::Valid(payloads, extent) => {
+                for payload in &payloads {
+                    let lsn = scan.end.lsn + 1;
+                    visit(lsn, payload).map_err(|reason| corrupt(offset, reason))?;
+                    scan.end = Position {
+                        lsn,
+                        chain: next_chain(&scan.end.chain, payload),
+                    };
+                }
+                scan.batches += 1;
+                scan.end_offset += extent;
             }
-            Step::Record(payload) => {
-                let offset = report.end_offset;
-                visit(offset, &payload).map_err(|reason| JournalError::Corrupt { offset, reason })?;
-                report.head = next_chain(&report.head, &payload);
-                report.records += 1;
-                report.end_offset = offset + (payload.len() + RECORD_OVERHEAD_BYTES) as u64;
+            BatchRead::Zero => {
+                if is_zero_from(file, offset)? {
+                    return Ok(scan);
+                }
+                if newest && is_torn_last_batch(file, offset, MAX_BATCH_BYTES as u64, false)? {
+                    scan.torn_at = Some(offset);
+                    return Ok(scan);
+                }
+                return Err(corrupt(offset, "zero batch header with data after it".into()));
             }
-            Step::Invalid { at, reason, maybe_torn } => {
-                return if maybe_torn && rest_is_zero(&mut reader)? {
-                    report.torn_tail_at = Some(at);
-                    Ok(report)
-                } else {
-                    Err(JournalError::Corrupt { offset: at, reason })
-                };
+            BatchRead::Invalid {
+                reason,
+                extent,
+                header_intact,
+            } => {
+                if newest && is_torn_last_batch(file, offset, extent, header_intact)? {
+                    scan.torn_at = Some(offset);
+                    return Ok(scan);
+                }
+                return Err(corrupt(offset, reason));
             }
         }
     }
-}
-
-/// Creates a new, empty journal (magic only) and syncs it and its directory.
-pub fn create(path: &Path) -> Result<File, JournalError> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(&MAGIC)?;
-    file.sync_all()?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(file)
-}
-
-/// Opens (or creates) the journal in `data_dir` for writing, and takes its exclusive lock
-/// so a second server on the same directory is refused.
-pub fn open_locked(data_dir: &Path) -> Result<File, JournalError> {
-    crate::identity::create_private_dir(data_dir)?;
-    let path = path_in(data_dir);
-    let file = match OpenOptions::new().read(true).write(true).open(&path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => create(&path)?,
-        Err(err) => return Err(err.into()),
-    };
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(JournalError::Locked(data_dir.display().to_string())),
-        Err(fs::TryLockError::Error(err)) => Err(err.into()),
-    }
-}
-
-/// Cuts the file at `offset` (dropping a torn tail) and syncs it.
-pub fn truncate_at(file: &File, offset: u64) -> Result<(), JournalError> {
-    file.set_len(offset)?;
-    file.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn journal_with(payloads: &[&[u8]]) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        let mut bytes = MAGIC.to_vec();
-        let mut chain = genesis_chain();
-        for payload in payloads {
-            chain = encode_record(&chain, payload, &mut bytes);
-        }
-        fs::write(&path, bytes).unwrap();
-        (dir, path)
-    }
-
-    fn scan_path(path: &Path) -> Result<(ScanReport, Vec<Vec<u8>>), JournalError> {
-        let file = File::open(path).unwrap();
-        let mut seen = Vec::new();
-        let report = scan(&file, |_, payload| {
-            seen.push(payload.to_vec());
-            Ok(())
-        })?;
-        Ok((report, seen))
-    }
-
-    #[test]
-    fn reads_back_every_record_and_ignores_preallocated_zeros() {
-        let (_dir, path) = journal_with(&[b"one", b"two"]);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&[0u8; 4096]).unwrap();
-        let (report, seen) = scan_path(&path).unwrap();
-        assert_eq!(seen, vec![b"one".to_vec(), b"two".to_vec()]);
-        assert_eq!(report.records, 2);
-        assert_eq!(report.torn_tail_at, None);
-        assert_eq!(report.end_offset, 8 + 2 * (3 + 36));
-    }
-
-    #[test]
-    fn a_cut_at_every_offset_inside_the_last_record_recovers_to_the_previous_record() {
-        let (_dir, path) = journal_with(&[b"first", b"second-record"]);
-        let full = fs::read(&path).unwrap();
-        let last_start = 8 + 5 + 36;
-        for cut in last_start + 1..full.len() {
-            fs::write(&path, &full[..cut]).unwrap();
-            let (report, seen) = scan_path(&path).unwrap();
-            assert_eq!(seen, vec![b"first".to_vec()], "cut at {cut}");
-            assert_eq!(report.torn_tail_at, Some(last_start as u64), "cut at {cut}");
-            assert_eq!(report.end_offset, last_start as u64);
-        }
-    }
-
-    #[test]
-    fn a_flipped_byte_in_an_earlier_record_is_corruption_naming_its_offset() {
-        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[8 + 4 + 41 + 2] ^= 0x40; // inside "second"
-        fs::write(&path, &bytes).unwrap();
-        match scan_path(&path) {
-            Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, 8 + 41),
-            other => panic!("expected corruption, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_removed_middle_record_breaks_the_chain() {
-        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
-        let bytes = fs::read(&path).unwrap();
-        let mut without_second = bytes[..8 + 41].to_vec();
-        without_second.extend_from_slice(&bytes[8 + 41 + 42..]);
-        fs::write(&path, &without_second).unwrap();
-        assert!(matches!(
-            scan_path(&path),
-            Err(JournalError::Corrupt { offset: 49, .. })
-        ));
-    }
-
-    #[test]
-    fn a_flipped_byte_in_the_last_complete_record_is_corruption_not_a_torn_tail() {
-        let (_dir, path) = journal_with(&[b"first", b"second"]);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[8 + 41 + 5] ^= 0x01;
-        fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            scan_path(&path),
-            Err(JournalError::Corrupt { offset: 49, .. })
-        ));
-    }
-
-    #[test]
-    fn a_last_record_whose_chain_value_is_still_zero_is_a_torn_tail() {
-        let (_dir, path) = journal_with(&[b"first", b"second"]);
-        let mut bytes = fs::read(&path).unwrap();
-        let len = bytes.len();
-        bytes[len - 32..].fill(0);
-        bytes.extend_from_slice(&[0u8; 100]);
-        fs::write(&path, &bytes).unwrap();
-        let (report, seen) = scan_path(&path).unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(report.torn_tail_at, Some(49));
-    }
-
-    #[test]
-    fn a_zeroed_length_in_the_middle_is_corruption_not_the_end_of_the_log() {
-        let (_dir, path) = journal_with(&[b"first", b"second", b"third"]);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[8 + 41..8 + 41 + 4].fill(0);
-        fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            scan_path(&path),
-            Err(JournalError::Corrupt { offset: 49, .. })
-        ));
-    }
-
-    #[test]
-    fn refuses_a_file_that_is_not_a_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        fs::write(&path, b"hello world").unwrap();
-        assert!(matches!(scan_path(&path), Err(JournalError::Corrupt { offset: 0, .. })));
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = open_locked(dir.path()).unwrap();
-        assert!(matches!(open_locked(dir.path()), Err(JournalError::Locked(_))));
-    }
-}
+mod tests;

@@ -7,10 +7,18 @@
 //! acquisition, so check and change are atomic; no balance ever goes below zero or above
 //! [`MAX_BALANCE_CENTS`]; the sum of balances equals deposits − withdrawals (checked by
 //! `bank-server verify`).
+//!
+//! Transaction ids are remembered per account with their outcome, but only for a retention
+//! window: [`super::retention`] holds the clock, the time check made before an id is looked
+//! up, and the index that forgets old ids. Its invariant is the one idempotency rests on: an
+//! id is forgotten only once it is below `forgotten_before_ms`, and every id below that is
+//! refused, so no id is ever applied twice.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::events::{Event, PasswordRecord, TxKind};
+use super::retention::TxidMemory;
+pub use super::retention::TxidRetention;
 use crate::error::ErrorCode;
 use crate::limits::{
     LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS,
@@ -18,7 +26,7 @@ use crate::limits::{
 use crate::message::{EntryKind, HistoryEntry, TxId};
 
 /// One account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// The stored password.
     pub password: PasswordRecord,
@@ -33,8 +41,9 @@ pub struct Account {
     /// Journal position of the last event that changed this account: a read of the account
     /// is durable once the journal is durable up to here.
     pub last_lsn: u64,
-    /// Transaction ids this account has used, with what came of them.
-    seen: HashMap<TxId, SeenTransaction>,
+    /// Transaction ids this account has used within the retention window, with what came
+    /// of them.
+    pub(super) seen: HashMap<TxId, SeenTransaction>,
 }
 
 impl Account {
@@ -46,12 +55,17 @@ impl Account {
 
 /// What a transaction id was first used for, and what came of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SeenTransaction {
-    kind: TxKind,
-    amount_cents: u64,
-    counterparty: String,
-    outcome: Result<u64, ErrorCode>,
-    lsn: u64,
+pub(super) struct SeenTransaction {
+    /// What was asked.
+    pub(super) kind: TxKind,
+    /// Amount in cents.
+    pub(super) amount_cents: u64,
+    /// Recipient of a transfer; empty otherwise.
+    pub(super) counterparty: String,
+    /// The sender's balance after, or the refusal.
+    pub(super) outcome: Result<u64, ErrorCode>,
+    /// Journal position of the record.
+    pub(super) lsn: u64,
 }
 
 /// A transaction request, as checked by the ledger.
@@ -72,8 +86,8 @@ pub struct TxRequest<'a> {
 /// What the ledger decided about a transaction request.
 #[derive(Debug)]
 pub enum TxDecision {
-    /// Refused by a rule that does not depend on state; nothing is recorded and the id is
-    /// not consumed.
+    /// Refused before the id is looked up (by the request's shape, or because the id's time
+    /// is outside the retention window); nothing is recorded and the id is not consumed.
     Invalid(ErrorCode),
     /// The id was seen before with the same contents: this is the original outcome, recorded
     /// at journal position `lsn` (the reply must wait until that is durable).
@@ -96,11 +110,13 @@ pub struct Totals {
     pub withdrawn_cents: u128,
 }
 
-/// The whole in-memory state.
-#[derive(Debug, Default)]
+/// The whole in-memory state. `Ledger::default()` remembers ids for the default
+/// [`TxidRetention`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
     accounts: HashMap<String, Account>,
     totals: Totals,
+    txids: TxidMemory,
 }
 
 fn push_history(account: &mut Account, entry: HistoryEntry) {
@@ -111,6 +127,75 @@ fn push_history(account: &mut Account, entry: HistoryEntry) {
 }
 
 impl Ledger {
+    /// An empty ledger that remembers transaction ids for `retention`.
+    pub fn with_retention(retention: TxidRetention) -> Self {
+        Self {
+            txids: TxidMemory::new(retention),
+            ..Self::default()
+        }
+    }
+
+    /// A ledger rebuilt from its parts (a snapshot, whose decoder checks each field's
+    /// range). Refuses, naming the field, parts that break an invariant between fields: a
+    /// sum of balances other than deposits − withdrawals, an id recorded after its
+    /// account's last change, or the id memory's own rules ([`TxidMemory::restore`]). Then
+    /// forgets what `retention` does not keep at the restored clock.
+    pub(super) fn from_parts(
+        accounts: HashMap<String, Account>,
+        totals: Totals,
+        clock_ms: u64,
+        forgotten_before_ms: u64,
+        retention: TxidRetention,
+    ) -> Result<Self, &'static str> {
+        let mut ids = Vec::new();
+        for (name, account) in &accounts {
+            for (txid, seen) in &account.seen {
+                if seen.lsn > account.last_lsn {
+                    return Err("lsn");
+                }
+                ids.push((name.clone(), *txid));
+            }
+        }
+        let mut ledger = Self {
+            accounts,
+            totals,
+            txids: TxidMemory::restore(retention, clock_ms, forgotten_before_ms, ids)?,
+        };
+        let net = totals.deposited_cents.checked_sub(totals.withdrawn_cents);
+        if net != Some(ledger.sum_of_balances()) {
+            return Err("totals");
+        }
+        ledger.advance_clock(clock_ms / 1_000);
+        Ok(ledger)
+    }
+
+    /// Every account with its name, in no particular order.
+    pub(super) fn accounts(&self) -> impl Iterator<Item = (&String, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// How long transaction ids are remembered.
+    pub fn retention(&self) -> TxidRetention {
+        self.txids.retention()
+    }
+
+    /// Number of transaction ids remembered, over all accounts (bounded by the rate of
+    /// transactions times the retention window).
+    pub fn remembered_txids(&self) -> usize {
+        self.txids.len()
+    }
+
+    /// The ledger's clock: the latest event time applied, in Unix milliseconds.
+    pub fn clock_ms(&self) -> u64 {
+        self.txids.clock_ms()
+    }
+
+    /// Ids created before this time (Unix milliseconds) are refused as expired: they may
+    /// have been used and forgotten.
+    pub fn forgotten_before_ms(&self) -> u64 {
+        self.txids.forgotten_before_ms()
+    }
+
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
@@ -134,10 +219,14 @@ impl Ledger {
             .sum()
     }
 
-    /// Checks a transaction request against the rules and the state. The caller must apply
-    /// and journal a `Record` event before releasing the lock it read this under.
+    /// Checks a transaction request against the rules and the state at `now` (Unix seconds,
+    /// the wall clock). The caller must apply and journal a `Record` event before releasing
+    /// the lock it read this under.
     pub fn decide_transaction(&self, request: TxRequest<'_>, now: u64) -> TxDecision {
         if let Some(code) = stateless_check(&request) {
+            return TxDecision::Invalid(code);
+        }
+        if let Some(code) = self.txids.check(&request.txid, now) {
             return TxDecision::Invalid(code);
         }
         let seen = self
@@ -238,7 +327,19 @@ impl Ledger {
             }
             Event::Transaction { .. } => self.apply_transaction(event, lsn)?,
         }
+        self.advance_clock(event.at());
         Ok(())
+    }
+
+    /// Moves the clock to `at` (Unix seconds, never backwards) and forgets the ids that
+    /// fall out of the retention window, from the index and from their accounts.
+    fn advance_clock(&mut self, at: u64) {
+        let accounts = &mut self.accounts;
+        self.txids.advance(at, |user, txid| {
+            if let Some(account) = accounts.get_mut(user) {
+                account.seen.remove(txid);
+            }
+        });
     }
 
     fn apply_transaction(&mut self, event: &Event, lsn: u64) -> Result<(), &'static str> {
@@ -284,6 +385,7 @@ impl Ledger {
         let sender = self.accounts.get_mut(user).expect("checked above");
         sender.seen.insert(*txid, seen);
         sender.last_lsn = lsn;
+        self.txids.remember(user, txid);
         if outcome.is_ok() && *kind == TxKind::Transfer {
             self.accounts
                 .get_mut(counterparty)
@@ -391,6 +493,7 @@ fn credit_check(balance: u64, amount: u64) -> Result<(), ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::txid_at;
     use crate::server::auth;
 
     fn open(ledger: &mut Ledger, name: &str, cents: u64, lsn: u64) {
@@ -419,7 +522,7 @@ mod tests {
         open(&mut ledger, "carol", 0, 3);
         let request = TxRequest {
             user: "alice",
-            txid: [1; 16],
+            txid: txid_at(1),
             kind: TxKind::Transfer,
             amount_cents: 200,
             counterparty: "bob",
@@ -442,7 +545,7 @@ mod tests {
         open(&mut ledger, "bob", 0, 2);
         let request = TxRequest {
             user: "alice",
-            txid: [2; 16],
+            txid: txid_at(2),
             kind: TxKind::Transfer,
             amount_cents: 200,
             counterparty: "bob",
@@ -467,7 +570,7 @@ mod tests {
         let overdraft = Event::Transaction {
             at: 0,
             user: "alice".into(),
-            txid: [3; 16],
+            txid: txid_at(3),
             kind: TxKind::Withdrawal,
             amount_cents: 101,
             counterparty: String::new(),

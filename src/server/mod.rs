@@ -7,10 +7,17 @@
 //! | [`otp`] | one-time codes: generation, tags, delivery |
 //! | [`bank`] | the ledger behind its mutex plus the journal: every operation |
 //! | [`ledger`] | in-memory accounts and the rules of money |
+//! | [`retention`] | transaction ids: the time check, the ledger clock, forgetting old ids |
+//! | [`snapshot`] | the whole ledger as canonical bytes, for checkpoints |
 //! | [`events`] | journal events (the only way the ledger changes) |
-//! | [`journal`] | the hash-chained journal file and its recovery |
-//! | [`commit`] | group commit: one `fdatasync` for many records |
-//! | [`admin`] | add-account, demo accounts, `verify` |
+//! | [`journal`] | journal segments: sync batches of hash-chained records; the torn-batch rule |
+//! | [`commit`] | group commit: one batch, one write, one `fdatasync` for many records |
+//! | [`checkpoint`] | the checkpoint file: the whole ledger as of one journal position |
+//! | [`recovery`] | start-up: newest good checkpoint plus the segments after it |
+//! | [`storage`] | the storage seam: the real directory, or a simulated disk for crash tests |
+//! | [`journal_v1`] | reader of the first release's single-file journal (migrated once) |
+//! | [`verify`] | `bank-server verify`: every record, every checkpoint against the replay |
+//! | [`admin`] | add-account, demo accounts, `prune` |
 //!
 //! Invariants: a connection thread never takes the server down — every failure of a peer
 //! (bad frame, bad record, timeout) ends that connection only; the number of admitted
@@ -21,12 +28,19 @@
 pub mod admin;
 pub mod auth;
 pub mod bank;
+pub mod checkpoint;
 pub mod commit;
 pub mod events;
 pub mod journal;
+pub mod journal_v1;
 pub mod ledger;
 pub mod otp;
+pub mod recovery;
+pub mod retention;
 pub mod session;
+pub mod snapshot;
+pub mod storage;
+pub mod verify;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -36,9 +50,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use self::auth::HashLimiter;
-use self::bank::Bank;
+use self::bank::{Bank, BankOptions};
 use self::events::PasswordRecord;
 use self::otp::OtpKey;
+use self::recovery::RecoveryReport;
 use self::session::Session;
 use crate::channel::SecureChannel;
 use crate::error::StartError;
@@ -79,6 +94,8 @@ pub struct ServerConfig {
     pub otp_outbox: Option<PathBuf>,
     /// `--trace` level.
     pub trace: TraceLevel,
+    /// Checkpoint interval, transaction-id retention and preallocation.
+    pub bank: BankOptions,
 }
 
 impl ServerConfig {
@@ -95,6 +112,7 @@ impl ServerConfig {
             pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
             otp_outbox: None,
             trace: TraceLevel::Off,
+            bank: BankOptions::default(),
         }
     }
 }
@@ -123,7 +141,7 @@ pub struct Shared {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    recovery: journal::ScanReport,
+    recovery: RecoveryReport,
 }
 
 impl Server {
@@ -135,7 +153,7 @@ impl Server {
 
     /// Like [`Server::open`] with a given identity (tests reuse one key to save time).
     pub fn with_identity(config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
-        let (bank, recovery) = Bank::open(&config.data_dir).map_err(StartError::Journal)?;
+        let (bank, recovery) = Bank::open_with(&config.data_dir, config.bank).map_err(StartError::Journal)?;
         let listener = TcpListener::bind(&config.listen).map_err(StartError::Bind)?;
         let shared = Shared {
             dummy_password: auth::dummy_record(config.pbkdf2_iterations),
@@ -147,9 +165,11 @@ impl Server {
             active_connections: AtomicUsize::new(0),
             next_connection_id: AtomicU64::new(1),
         };
+        let shared = Arc::new(shared);
+        spawn_checkpointer(&shared);
         Ok(Self {
             listener,
-            shared: Arc::new(shared),
+            shared,
             recovery,
         })
     }
@@ -159,8 +179,8 @@ impl Server {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// What start-up found in the journal (records replayed, a torn tail cut off).
-    pub fn recovery(&self) -> &journal::ScanReport {
+    /// What start-up found (checkpoint loaded, records replayed, a torn batch cut off).
+    pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
     }
 
@@ -190,6 +210,30 @@ impl Server {
             .spawn(move || self.run())
             .expect("spawn accept thread");
         addr
+    }
+}
+
+/// Runs the checkpoints the journal asks for, on their own thread, so no connection waits
+/// for one. A failed checkpoint is reported and costs only a longer replay at the next start.
+fn spawn_checkpointer(shared: &Arc<Shared>) {
+    let Some(requests) = shared.bank.take_checkpoint_requests() else {
+        return;
+    };
+    let shared = Arc::downgrade(shared);
+    let spawned = std::thread::Builder::new().name("checkpointer".into()).spawn(move || {
+        for () in requests {
+            let Some(shared) = shared.upgrade() else { return };
+            match shared.bank.checkpoint() {
+                Ok(info) => eprintln!(
+                    "[server] checkpoint at record {} ({} bytes, ledger locked {} us); journal continues in segment {}",
+                    info.lsn, info.bytes, info.lock_held_us, info.next_segment
+                ),
+                Err(err) => eprintln!("[server] checkpoint failed: {err}"),
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        eprintln!("[server] cannot start the checkpoint thread: {err}");
     }
 }
 

@@ -55,22 +55,39 @@ fn start_on_journal(accounts: u64, deposits: u64) -> Result<(Duration, u64), Str
     let scratch = ScratchDir::new("scale")?;
     let data_dir = scratch.0.join("data");
     securebank::identity::create_private_dir(&data_dir).map_err(|err| err.to_string())?;
-    write_journal(&journal::path_in(&data_dir), accounts, deposits).map_err(|err| err.to_string())?;
+    write_journal(&data_dir.join(journal::segment_name(1)), accounts, deposits).map_err(|err| err.to_string())?;
     let server = ServerChild::spawn(&data_dir, &scratch.0.join("outbox"), &[])?;
     let rss = server.rss_and_threads().map_or(0, |(rss, _)| rss);
     Ok((server.start_time, rss))
 }
 
+/// Records per batch in the written journal: about what 64 busy clients give one sync.
+const RECORDS_PER_BATCH: u32 = 32;
+
+/// Writes segment 1 with no checkpoint before it, so start-up replays every record.
 fn write_journal(path: &std::path::Path, accounts: u64, deposits: u64) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    out.write_all(&journal::MAGIC)?;
+    out.write_all(&journal::encode_segment_header(1, &journal::Position::genesis()))?;
     let mut chain = journal::genesis_chain();
-    let mut record = Vec::with_capacity(256);
+    let mut lsn = 0u64;
+    let mut body = Vec::with_capacity(64 * 1024);
+    let mut in_batch = 0u32;
+    let mut framed = Vec::with_capacity(64 * 1024);
     let password = auth::hash_password("bench-password", setup::CHEAP_ITERATIONS);
-    let mut append = |event: &Event, out: &mut BufWriter<File>| -> std::io::Result<()> {
-        record.clear();
-        chain = journal::encode_record(&chain, &event.encode(), &mut record);
-        out.write_all(&record)
+    let mut append = |event: Option<&Event>, out: &mut BufWriter<File>| -> std::io::Result<()> {
+        if let Some(event) = event {
+            chain = journal::encode_record(&chain, &event.encode(), &mut body);
+            in_batch += 1;
+        }
+        if in_batch > 0 && (event.is_none() || in_batch == RECORDS_PER_BATCH) {
+            framed.clear();
+            journal::encode_batch(lsn + 1, in_batch, &body, &mut framed);
+            lsn += u64::from(in_batch);
+            in_batch = 0;
+            body.clear();
+            out.write_all(&framed)?;
+        }
+        Ok(())
     };
     for index in 0..accounts {
         let event = Event::AccountOpened {
@@ -79,13 +96,20 @@ fn write_journal(path: &std::path::Path, accounts: u64, deposits: u64) -> std::i
             password: password.clone(),
             opening_cents: 0,
         };
-        append(&event, &mut out)?;
+        append(Some(&event), &mut out)?;
     }
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis()),
+    )
+    .unwrap_or(0);
     for index in 0..deposits {
         let mut txid = [0u8; 16];
-        txid[..8].copy_from_slice(&index.to_be_bytes());
+        txid[..6].copy_from_slice(&now_ms.to_be_bytes()[2..]);
+        txid[8..].copy_from_slice(&index.to_be_bytes());
         let event = Event::Transaction {
-            at: 0,
+            at: now_ms / 1_000,
             user: format!("acct-{:06}", index % accounts),
             txid,
             kind: TxKind::Deposit,
@@ -93,8 +117,9 @@ fn write_journal(path: &std::path::Path, accounts: u64, deposits: u64) -> std::i
             counterparty: String::new(),
             refused: None,
         };
-        append(&event, &mut out)?;
+        append(Some(&event), &mut out)?;
     }
+    append(None, &mut out)?;
     out.flush()?;
     out.get_ref().sync_all()
 }

@@ -100,7 +100,7 @@ pub fn prepare(data_dir: &Path, accounts: usize, password: &str) -> Result<(), S
             .into_iter()
             .try_for_each(|handle| handle.join().map_err(|_| "account thread panicked".to_string())?)
     })?;
-    bank.close();
+    bank.close().map_err(|err| err.to_string())?;
     Ok(())
 }
 
