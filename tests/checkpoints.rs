@@ -700,3 +700,24 @@ fn a_segment_missing_from_the_middle_without_a_checkpoint_after_it_refuses_to_st
     assert!(text(&refused.stderr).contains(&missing), "{}", text(&refused.stderr));
     assert_eq!(journal_files(&data), (vec![1, 3], vec![]), "nothing changed");
 }
+
+#[test]
+fn a_missing_newest_segment_that_a_checkpoint_names_refuses_to_start_instead_of_dropping_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (bank, written) = bank_with_checkpoints(&data, 2);
+    stop_without_closing(bank);
+    let missing = journal::segment_name(written[1].next_segment);
+    fs::remove_file(data.join(&missing)).unwrap();
+
+    // checkpoint-0000000003.ckp proves segment 3 existed: its records were acknowledged.
+    match Bank::open_with(&data, options()) {
+        Err(JournalError::Inconsistent(reason)) => assert!(reason.contains(&missing), "{reason}"),
+        Err(other) => panic!("expected an inconsistent directory, got {other:?}"),
+        Ok((bank, report)) => panic!(
+            "started at record {} without {missing} ({report:?}), {} records lost",
+            report.end_lsn,
+            written[1].lsn + 2 * ROUND_RECORDS - bank.position().lsn
+        ),
+    }
+}

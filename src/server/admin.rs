@@ -102,7 +102,9 @@ pub fn prune(data_dir: &Path, keep: usize) -> Result<PruneReport, String> {
     for name in storage.list().map_err(|err| err.to_string())? {
         let old_segment = journal::parse_segment_name(&name).is_some_and(|n| n < oldest_kept);
         let old_checkpoint = checkpoint::parse_file_name(&name).is_some_and(|n| n < oldest_kept);
-        if old_segment || old_checkpoint || name == journal_v1::KEPT_NAME {
+        // The first-release journal precedes segment 1: it goes only with segment 1.
+        let old_v1 = name == journal_v1::KEPT_NAME && oldest_kept > 1;
+        if old_segment || old_checkpoint || old_v1 {
             std::fs::rename(data_dir.join(&name), archive.join(&name)).map_err(|err| err.to_string())?;
             archived.push(name);
         }

@@ -366,9 +366,19 @@ impl Bank {
 
     /// Runs a deposit, withdrawal or transfer; returns the sender's balance afterwards.
     pub fn transact(&self, request: TxRequest<'_>, now: u64) -> Result<Ruled<u64>, JournalError> {
+        let (outcome, lsn) = self.transact_deferred(request, now);
+        self.journal.wait_durable(lsn)?;
+        Ok(outcome)
+    }
+
+    /// Decides, applies and appends a transaction without waiting for the disk: returns the
+    /// outcome and the journal position that must be durable ([`Bank::wait_durable`])
+    /// before anyone is told it. The simulated-disk tests use it to put several
+    /// transactions in one batch.
+    pub fn transact_deferred(&self, request: TxRequest<'_>, now: u64) -> (Ruled<u64>, u64) {
         let mut ledger = self.lock();
-        let (outcome, lsn) = match ledger.decide_transaction(request, now) {
-            TxDecision::Invalid(code) => return Ok(Err(code)),
+        match ledger.decide_transaction(request, now) {
+            TxDecision::Invalid(code) => (Err(code), 0),
             TxDecision::Repeat { outcome, lsn } => (outcome, lsn),
             TxDecision::Record(event) => {
                 let lsn = self.record(&mut ledger, &event);
@@ -378,10 +388,12 @@ impl Bank {
                 let balance = ledger.account(request.user).map_or(0, |account| account.balance_cents);
                 (refused.map_or(Ok(balance), Err), lsn)
             }
-        };
-        drop(ledger);
-        self.journal.wait_durable(lsn)?;
-        Ok(outcome)
+        }
+    }
+
+    /// Blocks until every record up to `lsn` is durable.
+    pub fn wait_durable(&self, lsn: u64) -> Result<(), JournalError> {
+        self.journal.wait_durable(lsn)
     }
 
     /// Reads from an account under the lock, then waits until what was read is durable: up

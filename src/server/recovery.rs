@@ -167,29 +167,35 @@ pub fn create_segment(
     Ok(file)
 }
 
-/// The checkpoint to start from: the newest that checks out, with its ledger.
+/// The checkpoint to start from: the newest that checks out, with its ledger. A checkpoint
+/// whose segment is missing is not damage to step over but a lost segment: the records in
+/// it were acknowledged, so recovery refuses ([`JournalError::Inconsistent`]).
 fn newest_good_checkpoint(
     storage: &dyn Storage,
     found: &Inventory,
     retention: TxidRetention,
     report: &mut RecoveryReport,
-) -> Option<(Checkpoint, Ledger)> {
+) -> Result<Option<(Checkpoint, Ledger)>, JournalError> {
     for &number in found.checkpoints.iter().rev() {
+        if !found.segments.contains(&number) {
+            return Err(JournalError::Inconsistent(format!(
+                "{} names segment {}, which is missing",
+                checkpoint::file_name(number),
+                journal::segment_name(number)
+            )));
+        }
         let name = checkpoint::file_name(number);
         let loaded = checkpoint::read(storage, &name).and_then(|checkpoint| {
-            if !found.segments.contains(&checkpoint.next_segment) {
-                return Err(format!("its segment {} is missing", checkpoint.next_segment));
-            }
             let ledger = snapshot::decode(&checkpoint.snapshot, retention)
                 .map_err(|err| format!("its ledger snapshot does not parse: {err}"))?;
             Ok((checkpoint, ledger))
         });
         match loaded {
-            Ok(good) => return Some(good),
+            Ok(good) => return Ok(Some(good)),
             Err(reason) => report.damaged_checkpoints.push((name, reason)),
         }
     }
-    None
+    Ok(None)
 }
 
 /// Where replay starts without a checkpoint: the first record, through `journal-v1.log`
@@ -354,7 +360,7 @@ pub fn recover(storage: &dyn Storage, retention: TxidRetention, now: u64) -> Res
             report,
         });
     }
-    let (first, start, mut ledger) = match newest_good_checkpoint(storage, &found, retention, &mut report) {
+    let (first, start, mut ledger) = match newest_good_checkpoint(storage, &found, retention, &mut report)? {
         Some((checkpoint, ledger)) => {
             report.checkpoint = Some((checkpoint.next_segment, checkpoint.position.lsn));
             (checkpoint.next_segment, checkpoint.position, ledger)
