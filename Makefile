@@ -4,6 +4,7 @@
 #   make test         run every test
 #   make check        formatting, lints and tests (what CI runs)
 #   make bench        measure throughput and latency (see BENCHMARKS.md)
+#   make sim          the crash simulator with 1,000 seeds (make test runs 40)
 # Watch the protocol: make run-server TRACE=1, make run-client TRACE=1 (or TRACE=bytes).
 
 CARGO ?= cargo
@@ -46,3 +47,11 @@ fuzz:
 # Every crate in the dependency tree must be allow-listed, with an allowed licence.
 audit:
 	python3 scripts/audit.py
+
+# ---- The crash simulator at length (tests/simulated_disk.rs; `make test` runs 40 seeds) ----
+.PHONY: sim
+
+SIM_SEEDS ?= 1000
+
+sim:
+	SIM_SEEDS=$(SIM_SEEDS) $(CARGO) test --release --locked --test simulated_disk -- --nocapture

@@ -104,6 +104,8 @@ pub struct Journal {
     checkpoint_every_records: u64,
     checkpoint_wanted: Mutex<Option<Box<dyn Fn() + Send>>>,
     exit_on_failure: bool,
+    /// Whether a commit thread writes the batches (else the caller does: manual mode).
+    threaded: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -132,6 +134,8 @@ impl Journal {
             stats_path: setup.stats_path,
             last_stats: None,
             batch: Vec::with_capacity(64 * 1024),
+            waiting: Vec::new(),
+            to_wake: Vec::new(),
         };
         Arc::new(Self {
             state: Mutex::new(State {
@@ -156,6 +160,7 @@ impl Journal {
             checkpoint_every_records: every,
             checkpoint_wanted: Mutex::new(None),
             exit_on_failure,
+            threaded: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -163,6 +168,7 @@ impl Journal {
     pub fn start(setup: WriterSetup) -> Arc<Self> {
         let journal = Self::manual(setup);
         let mut writer = journal.writer_lock().take().expect("a fresh journal has its writer");
+        journal.threaded.store(true, Ordering::Relaxed);
         let committer = Arc::clone(&journal);
         let handle = thread::Builder::new()
             .name("journal-commit".into())
@@ -313,7 +319,7 @@ impl Journal {
     }
 
     fn is_manual(&self) -> bool {
-        self.writer_lock().is_some()
+        !self.threaded.load(Ordering::Relaxed)
     }
 
     /// Records written and syncs done so far.
@@ -402,16 +408,16 @@ impl Journal {
         state.checkpoint_asked |= ask;
         // Take the covered waiters out under the lock, but wake them after releasing it:
         // an unpark is a system call, and appenders must not queue behind them.
-        let mut to_wake = Vec::new();
-        state.waiters.retain(|(waiting_for, thread)| {
-            let covered = *waiting_for <= lsn;
-            if covered {
-                to_wake.push(thread.clone());
+        std::mem::swap(&mut writer.waiting, &mut state.waiters);
+        for (waiting_for, thread) in writer.waiting.drain(..) {
+            if waiting_for <= lsn {
+                writer.to_wake.push(thread);
+            } else {
+                state.waiters.push((waiting_for, thread));
             }
-            !covered
-        });
+        }
         drop(state);
-        to_wake.into_iter().for_each(|thread| thread.unpark());
+        writer.to_wake.drain(..).for_each(|thread| thread.unpark());
         if ask && let Some(wanted) = self.checkpoint_wanted.lock().ok().as_deref().and_then(Option::as_ref) {
             wanted();
         }
@@ -474,6 +480,9 @@ struct Writer {
     stats_path: Option<PathBuf>,
     last_stats: Option<std::time::Instant>,
     batch: Vec<u8>,
+    /// Reused buffers of [`Journal::made_durable`], so a batch allocates nothing.
+    waiting: Vec<(u64, Thread)>,
+    to_wake: Vec<Thread>,
 }
 
 impl Writer {

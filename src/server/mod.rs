@@ -225,8 +225,9 @@ fn spawn_checkpointer(shared: &Arc<Shared>) {
             let Some(shared) = shared.upgrade() else { return };
             match shared.bank.checkpoint() {
                 Ok(info) => eprintln!(
-                    "[server] checkpoint at record {} ({} bytes, ledger locked {} us); journal continues in segment {}",
-                    info.lsn, info.bytes, info.lock_held_us, info.next_segment
+                    "[server] checkpoint at record {} ({} bytes, ledger locked {} us, took {} us); \
+                     journal continues in segment {}",
+                    info.lsn, info.bytes, info.lock_held_us, info.total_us, info.next_segment
                 ),
                 Err(err) => eprintln!("[server] checkpoint failed: {err}"),
             }

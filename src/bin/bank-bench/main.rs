@@ -5,11 +5,13 @@
 //! `std::net` (the baseline), durable transactions per second and their latency, the
 //! group-commit factor (records per sync), handshakes per second and logins per second
 //! (real PBKDF2 cost). `--scale` adds 1,000 idle connections, 100,000 accounts and the
-//! recovery time of a 1,000,000-record journal. `--json` prints one machine-readable line.
+//! recovery time of a 1,000,000-record journal. `--soak N` adds N durable transactions at 64
+//! clients with checkpoints on, then a timed restart (see [`soak`]). `--json` prints one
+//! machine-readable line.
 //!
 //! ```text
 //! bank-bench [--clients 1,8,64] [--seconds 3] [--mix deposit=40,withdraw=20,transfer=20,balance=20]
-//!            [--scale] [--json] [--connect ADDR --pin SHA256:.. --outbox DIR --password PW]
+//!            [--scale] [--soak N] [--json] [--connect ADDR --pin SHA256:.. --outbox DIR --password PW]
 //! bank-bench prepare --data DIR --accounts N --password PW
 //! ```
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ mod echo;
 mod report;
 mod scale;
 mod setup;
+mod soak;
 mod workload;
 
 use std::process::ExitCode;
@@ -36,6 +39,8 @@ pub struct Options {
     pub mix: workload::Mix,
     /// Also run the scale scenarios.
     pub scale: bool,
+    /// Also run a soak of this many transactions.
+    pub soak: Option<u64>,
     /// Print one JSON line at the end.
     pub json: bool,
     /// Use a server that is already running instead of starting one.
@@ -63,6 +68,10 @@ fn parse_options(mut args: Args) -> Result<Options, String> {
         Some(text) => workload::Mix::parse(&text)?,
     };
     let scale = args.take("scale").is_some();
+    let soak = args.number::<u64>("soak")?;
+    if soak == Some(0) {
+        return Err("--soak needs a number of transactions, at least 1".into());
+    }
     let json = args.take("json").is_some();
     let external = setup::External::from_args(&mut args)?;
     args.finish()?;
@@ -71,6 +80,7 @@ fn parse_options(mut args: Args) -> Result<Options, String> {
         phase,
         mix,
         scale,
+        soak,
         json,
         external,
     })
@@ -131,6 +141,9 @@ fn run(options: &Options) -> Result<(), String> {
     results.server_rss_kib = target.rss_kib();
     if options.scale {
         results.scale = Some(scale::run(&target, options)?);
+    }
+    if let Some(transactions) = options.soak {
+        results.soak = Some(soak::run(transactions)?);
     }
     if options.json {
         println!("{}", results.to_json());

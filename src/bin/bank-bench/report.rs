@@ -151,6 +151,8 @@ pub struct Results {
     pub server_rss_kib: Option<u64>,
     /// Scale scenarios.
     pub scale: Option<ScaleResults>,
+    /// The soak.
+    pub soak: Option<crate::soak::SoakResults>,
 }
 
 impl Results {
@@ -166,6 +168,7 @@ impl Results {
             pbkdf2: None,
             server_rss_kib: None,
             scale: None,
+            soak: None,
         }
     }
 
@@ -255,6 +258,28 @@ impl Results {
                 s.journal_records,
                 s.recovery_secs,
                 s.recovery_rss_kib
+            );
+        }
+        if let Some(s) = &self.soak {
+            let rss = s
+                .rss_kib
+                .iter()
+                .map(|(done, kib)| format!("[{done},{kib}]"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let _ = write!(
+                out,
+                ",\"soak\":{{\"transactions\":{},\"accounts\":{},\"rss_kib\":[{rss}],\"restart_secs\":{:.3},\"checkpoints\":{},\"checkpoint_p99_us\":{},\"journal_bytes_per_tx\":{:.1},\"p99_us\":{},\"during_checkpoint_requests\":{},\"tx_per_sec\":{:.0},\"txid_retention_secs\":{}}}",
+                s.transactions,
+                s.accounts,
+                s.restart_secs,
+                s.checkpoints,
+                s.checkpoint_p99_us,
+                s.journal_bytes_per_tx,
+                s.p99_us,
+                s.during_checkpoint_requests,
+                s.tx_per_sec,
+                crate::soak::SOAK_TXID_RETENTION_SECS
             );
         }
         out.push('}');
@@ -354,6 +379,32 @@ impl Display for Results {
                 s.journal_records,
                 s.recovery_secs,
                 s.recovery_rss_kib as f64 / 1024.0
+            )?;
+        }
+        if let Some(s) = &self.soak {
+            writeln!(
+                f,
+                "\nsoak: {} durable transactions from 64 clients, {:.0}/s, ids remembered {} s",
+                s.transactions,
+                s.tx_per_sec,
+                crate::soak::SOAK_TXID_RETENTION_SECS
+            )?;
+            let rss: Vec<String> = s
+                .rss_kib
+                .iter()
+                .map(|(done, kib)| format!("{done}: {:.1} MiB", *kib as f64 / 1024.0))
+                .collect();
+            writeln!(f, "  server RSS: {}", rss.join(", "))?;
+            writeln!(
+                f,
+                "  {} checkpoints; p99 {} us for the {} requests that overlapped one, {} us for the rest",
+                s.checkpoints, s.checkpoint_p99_us, s.during_checkpoint_requests, s.p99_us
+            )?;
+            writeln!(f, "  journal: {:.1} bytes per transaction", s.journal_bytes_per_tx)?;
+            writeln!(
+                f,
+                "  restart after SIGKILL: {:.3} s ({})",
+                s.restart_secs, s.restart_replayed
             )?;
         }
         Ok(())
