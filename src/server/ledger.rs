@@ -165,7 +165,7 @@ impl Ledger {
         if net != Some(ledger.sum_of_balances()) {
             return Err("totals");
         }
-        ledger.advance_clock(clock_ms / 1_000);
+        ledger.forget_expired();
         Ok(ledger)
     }
 
@@ -332,10 +332,17 @@ impl Ledger {
     }
 
     /// Moves the clock to `at` (Unix seconds, never backwards) and forgets the ids that
-    /// fall out of the retention window, from the index and from their accounts.
+    /// fall out of the retention window.
     fn advance_clock(&mut self, at: u64) {
+        self.txids.advance(at);
+        self.forget_expired();
+    }
+
+    /// Forgets the ids older than the window at the current clock, from the index and from
+    /// their accounts.
+    fn forget_expired(&mut self) {
         let accounts = &mut self.accounts;
-        self.txids.advance(at, |user, txid| {
+        self.txids.forget_expired(|user, txid| {
             if let Some(account) = accounts.get_mut(user) {
                 account.seen.remove(txid);
             }

@@ -145,10 +145,15 @@ impl TxidMemory {
         self.index.insert((txid_created_ms(txid), *txid, user.to_string()));
     }
 
-    /// Moves the clock to `at_secs` (never backwards) and forgets every id created before
-    /// the new cutoff, calling `forget(user, txid)` for each so the caller drops it too.
-    pub(super) fn advance(&mut self, at_secs: u64, mut forget: impl FnMut(&str, &TxId)) {
+    /// Moves the clock to `at_secs` (never backwards); [`TxidMemory::forget_expired`] then
+    /// forgets what falls out of the window.
+    pub(super) fn advance(&mut self, at_secs: u64) {
         self.clock_ms = self.clock_ms.max(at_secs.saturating_mul(1_000));
+    }
+
+    /// Forgets every id created before `clock_ms − window_ms` and raises the floor to that
+    /// cutoff, calling `forget(user, txid)` for each id so the caller drops it too.
+    pub(super) fn forget_expired(&mut self, mut forget: impl FnMut(&str, &TxId)) {
         let cutoff = self.clock_ms.saturating_sub(self.retention.window_ms);
         while self.index.first().is_some_and(|(created_ms, ..)| *created_ms < cutoff) {
             if let Some((_, txid, user)) = self.index.pop_first() {

@@ -97,11 +97,10 @@ impl std::fmt::Display for VerifyReport {
         }
         writeln!(f, "records:      {}", self.records)?;
         writeln!(f, "segments:     {}", self.segments)?;
-        writeln!(
-            f,
-            "checkpoints:  {} checked, each equal to the replay",
-            self.checkpoints_checked
-        )?;
+        match self.checkpoints_checked {
+            0 => writeln!(f, "checkpoints:  none to check")?,
+            n => writeln!(f, "checkpoints:  {n} checked, each equal to the replay")?,
+        }
         writeln!(f, "accounts:     {}", self.accounts)?;
         writeln!(f, "total:        {}", cents(self.total_cents))?;
         writeln!(f, "deposits:     {}", cents(self.deposited_cents))?;
