@@ -52,23 +52,32 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The file bytes.
+    /// The bytes before the snapshot.
+    fn header(&self) -> Vec<u8> {
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(&MAGIC);
+        header.extend_from_slice(&self.next_segment.to_be_bytes());
+        header.extend_from_slice(&self.position.lsn.to_be_bytes());
+        header.extend_from_slice(&self.position.chain);
+        header.extend_from_slice(&self.written_at.to_be_bytes());
+        header.extend_from_slice(&(self.snapshot.len() as u64).to_be_bytes());
+        header
+    }
+
+    /// The file bytes (in one buffer: for tests; [`write`] writes the parts without a copy).
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(HEADER_BYTES + self.snapshot.len() + 32);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&self.next_segment.to_be_bytes());
-        bytes.extend_from_slice(&self.position.lsn.to_be_bytes());
-        bytes.extend_from_slice(&self.position.chain);
-        bytes.extend_from_slice(&self.written_at.to_be_bytes());
-        bytes.extend_from_slice(&(self.snapshot.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(&self.snapshot);
-        let checksum = sha256(&[&bytes]);
-        bytes.extend_from_slice(&checksum);
-        bytes
+        let header = self.header();
+        let checksum = sha256(&[&header, &self.snapshot]);
+        [&header[..], &self.snapshot, &checksum].concat()
     }
 
     /// Parses and checks file bytes; the error says what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        Self::decode_owned(bytes.to_vec())
+    }
+
+    /// Like [`Checkpoint::decode`], reusing `bytes` for the snapshot instead of copying it.
+    fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < HEADER_BYTES + 32 {
             return Err("checkpoint cut short".into());
         }
@@ -84,14 +93,20 @@ impl Checkpoint {
         if snapshot_len != (content.len() - HEADER_BYTES) as u64 {
             return Err("checkpoint length does not match its contents".into());
         }
+        let next_segment = u64_at(8);
+        let position = Position {
+            lsn: u64_at(16),
+            chain: content[24..56].try_into().expect("32 bytes"),
+        };
+        let written_at = u64_at(56);
+        let content_len = content.len();
+        bytes.truncate(content_len);
+        bytes.drain(..HEADER_BYTES);
         Ok(Self {
-            next_segment: u64_at(8),
-            position: Position {
-                lsn: u64_at(16),
-                chain: content[24..56].try_into().expect("32 bytes"),
-            },
-            written_at: u64_at(56),
-            snapshot: content[HEADER_BYTES..].to_vec(),
+            next_segment,
+            position,
+            written_at,
+            snapshot: bytes,
         })
     }
 }
@@ -106,7 +121,12 @@ pub fn write(storage: &dyn Storage, checkpoint: &Checkpoint) -> std::io::Result<
         Err(err) => return Err(err),
     }
     let file = storage.create(&temporary)?;
-    file.write_all_at(&checkpoint.encode(), 0)?;
+    let header = checkpoint.header();
+    let checksum = sha256(&[&header, &checkpoint.snapshot]);
+    let snapshot_end = (header.len() + checkpoint.snapshot.len()) as u64;
+    file.write_all_at(&header, 0)?;
+    file.write_all_at(&checkpoint.snapshot, header.len() as u64)?;
+    file.write_all_at(&checksum, snapshot_end)?;
     file.sync_all()?;
     drop(file);
     storage.rename(&temporary, &name)?;
@@ -123,7 +143,7 @@ pub fn read(storage: &dyn Storage, name: &str) -> Result<Checkpoint, String> {
     let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "checkpoint too large")?];
     let got = file.read_full_at(&mut bytes, 0).map_err(|err| err.to_string())?;
     bytes.truncate(got);
-    let checkpoint = Checkpoint::decode(&bytes)?;
+    let checkpoint = Checkpoint::decode_owned(bytes)?;
     if Some(checkpoint.next_segment) != parse_file_name(name) {
         return Err("checkpoint names another segment than its file name".into());
     }

@@ -225,6 +225,7 @@ impl Journal {
         let mut state = self.lock();
         assert!(!state.stopping, "no appends after shutdown");
         while BATCH_HEADER_BYTES + state.pending.len() + record_bytes > MAX_BATCH_BYTES && !state.poisoned {
+            assert!(!self.is_manual(), "in manual mode, commit before a batch fills up");
             state = self
                 .room_ready
                 .wait(state)

@@ -269,7 +269,7 @@ impl Results {
                 .join(",");
             let _ = write!(
                 out,
-                ",\"soak\":{{\"transactions\":{},\"accounts\":{},\"rss_kib\":[{rss}],\"restart_secs\":{:.3},\"checkpoints\":{},\"checkpoint_p99_us\":{},\"journal_bytes_per_tx\":{:.1},\"p99_us\":{},\"during_checkpoint_requests\":{},\"tx_per_sec\":{:.0},\"txid_retention_secs\":{}}}",
+                ",\"soak\":{{\"transactions\":{},\"accounts\":{},\"rss_kib\":[{rss}],\"restart_secs\":{:.3},\"checkpoints\":{},\"checkpoint_p99_us\":{},\"journal_bytes_per_tx\":{:.1},\"p99_us\":{},\"during_checkpoint_requests\":{},\"tx_per_sec\":{:.0},\"txid_retention_secs\":{},\"checkpoint_lock_max_us\":{}}}",
                 s.transactions,
                 s.accounts,
                 s.restart_secs,
@@ -279,7 +279,8 @@ impl Results {
                 s.p99_us,
                 s.during_checkpoint_requests,
                 s.tx_per_sec,
-                crate::soak::SOAK_TXID_RETENTION_SECS
+                crate::soak::SOAK_TXID_RETENTION_SECS,
+                s.checkpoint_lock_max_us
             );
         }
         out.push('}');
@@ -397,8 +398,9 @@ impl Display for Results {
             writeln!(f, "  server RSS: {}", rss.join(", "))?;
             writeln!(
                 f,
-                "  {} checkpoints; p99 {} us for the {} requests that overlapped one, {} us for the rest",
-                s.checkpoints, s.checkpoint_p99_us, s.during_checkpoint_requests, s.p99_us
+                "  {} checkpoints (ledger locked at most {} us each); p99 {} us for the {} requests \
+                 that overlapped one, {} us for the rest",
+                s.checkpoints, s.checkpoint_lock_max_us, s.checkpoint_p99_us, s.during_checkpoint_requests, s.p99_us
             )?;
             writeln!(f, "  journal: {:.1} bytes per transaction", s.journal_bytes_per_tx)?;
             writeln!(

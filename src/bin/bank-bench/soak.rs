@@ -55,6 +55,8 @@ pub struct SoakResults {
     pub tx_per_sec: f64,
     /// Records replayed by the restart (after the newest checkpoint).
     pub restart_replayed: String,
+    /// Longest time a checkpoint held the ledger lock (its consistent copy), microseconds.
+    pub checkpoint_lock_max_us: u64,
 }
 
 /// A server process whose checkpoint lines are recorded with the time they appeared.
@@ -63,8 +65,8 @@ struct SoakServer {
     addr: std::net::SocketAddr,
     fingerprint: String,
     start_time: Duration,
-    /// (when the line appeared, how long the checkpoint took).
-    checkpoints: Arc<Mutex<Vec<(Instant, Duration)>>>,
+    /// (when the line appeared, how long the checkpoint took, how long it held the lock).
+    checkpoints: Arc<Mutex<Vec<(Instant, Duration, Duration)>>>,
     recovery_line: Arc<Mutex<String>>,
 }
 
@@ -96,12 +98,15 @@ impl SoakServer {
         let stderr = child.stderr.take().ok_or("no stderr")?;
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(took) = line.split("took ").nth(1).and_then(|rest| rest.split(' ').next()) {
-                    let took = Duration::from_micros(took.parse().unwrap_or(0));
+                let micros_after = |label: &str| {
+                    let value = line.split(label).nth(1)?.split(' ').next()?.parse().ok()?;
+                    Some(Duration::from_micros(value))
+                };
+                if let (Some(took), Some(locked)) = (micros_after("took "), micros_after("ledger locked ")) {
                     recorded
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push((Instant::now(), took));
+                        .push((Instant::now(), took, locked));
                 } else {
                     eprintln!("{line}");
                 }
@@ -222,12 +227,15 @@ pub fn run(transactions: u64) -> Result<SoakResults, String> {
     results.rss_kib.push((transactions, server.rss_kib()));
     results.transactions = samples.len() as u64;
     results.tx_per_sec = samples.len() as f64 / elapsed.as_secs_f64();
-    let windows: Vec<(Duration, Duration)> = server
-        .checkpoints
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let checkpoint_lines = server.checkpoints.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    results.checkpoint_lock_max_us = checkpoint_lines
         .iter()
-        .map(|&(at, took)| {
+        .map(|&(_, _, locked)| u64::try_from(locked.as_micros()).unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0);
+    let windows: Vec<(Duration, Duration)> = checkpoint_lines
+        .iter()
+        .map(|&(at, took, _)| {
             let end = at.saturating_duration_since(epoch);
             (end.saturating_sub(took), end)
         })
