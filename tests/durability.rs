@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    TEST_ITERATIONS, add_account_with_binary, read_otp_from, run_server_expecting_exit, run_verify,
+    SplitMix64, TEST_ITERATIONS, add_account_with_binary, read_otp_from, run_server_expecting_exit, run_verify,
     spawn_server_process, test_identity,
 };
 use securebank::client::{self, Client};
@@ -463,22 +463,6 @@ const CRASH_OPENING_TEXT: [&str; 4] = ["50.00", "100.00", "150.00", "200.00"];
 const CRASH_PASSWORD: &str = "crash-password";
 const CRASH_ROUNDS: usize = 5;
 
-/// SplitMix64: a tiny seeded generator, so a failing run can be repeated with its seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {

@@ -14,7 +14,11 @@
 //!
 //! `SIM_SEEDS=N` runs more seeds (the default keeps `make test` fast); `SIM_SEED=S` runs one.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::SplitMix64 as Rng;
 
 use securebank::error::{ErrorCode, JournalError};
 use securebank::message::TxId;
@@ -37,27 +41,6 @@ const ACCOUNTS: [&str; 4] = ["ann", "ben", "cat", "dan"];
 const OPENING_CENTS: u64 = 10_000;
 /// The simulated wall clock starts here (Unix seconds) and moves one second per batch.
 const T0: u64 = 1_800_000_000;
-
-/// SplitMix64: tiny, seeded, and the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// A transaction the workload sent, and what the bank answered.
 #[derive(Debug, Clone)]

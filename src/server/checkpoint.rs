@@ -32,10 +32,7 @@ pub fn file_name(next_segment: u64) -> String {
 
 /// The segment number in a checkpoint's file name.
 pub fn parse_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("checkpoint-")?.strip_suffix(".ckp")?;
-    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
+    super::journal::parse_numbered_name(name, "checkpoint-", ".ckp")
 }
 
 /// A checkpoint as read from disk.

@@ -122,7 +122,12 @@ pub fn segment_name(number: u64) -> String {
 
 /// The segment number in a file name, if it names a segment.
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("journal-")?.strip_suffix(".seg")?;
+    parse_numbered_name(name, "journal-", ".seg")
+}
+
+/// The number in `PREFIX` + ten digits + `SUFFIX` (how segments and checkpoints are named).
+pub fn parse_numbered_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
     (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
