@@ -162,6 +162,11 @@ fn data_beyond_the_reach_of_a_torn_last_batch_is_damage() {
     assert!(scan_bytes(&bytes, true).is_ok(), "a tear with zeros after it");
     bytes[full.len() + 100] = 1;
     assert_eq!(corrupt_offset(scan_bytes(&bytes, true)), offsets[1]);
+    // Far past the first 64 KiB read of the zeros, still damage.
+    bytes[full.len() + 100] = 0;
+    bytes.resize(full.len() + 200_000, 0);
+    bytes[full.len() + 150_000] = 1;
+    assert_eq!(corrupt_offset(scan_bytes(&bytes, true)), offsets[1]);
 }
 
 #[test]
@@ -270,6 +275,8 @@ fn a_lost_header_followed_by_an_intact_batch_header_within_reach_is_damage() {
     let (full, offsets) = segment(&[&[b"kept"], &[&long(1), &long(2)], &[b"later"]]);
     let mut bytes = full;
     bytes[offsets[1] as usize..offsets[1] as usize + 512].fill(0);
+    // Preallocated zeros after the later batch, as on a real segment.
+    bytes.resize(bytes.len() + 4096, 0);
     assert_eq!(corrupt_offset(scan_bytes(&bytes, true)), offsets[1]);
 }
 
