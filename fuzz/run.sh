@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 CARGO=${CARGO:-cargo}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS=(frame client_hello server_hello record_open request response event amount journal_scan journal_replay)
+ALL_TARGETS=(frame client_hello server_hello record_open request response event amount journal_scan journal_replay operator_command)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${ALL_TARGETS[@]}"); fi
 
 if ! "$CARGO" fuzz --version >/dev/null 2>&1; then

@@ -41,6 +41,7 @@ echo
 echo '| file | lines | what it is |'
 echo '|---|---:|---|'
 for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs src/server/admin.rs \
+    src/server/operator.rs src/server/operator_socket.rs src/operator_client.rs \
     src/server/journal_v1.rs src/client/pinning.rs src/trace.rs src/args.rs src/rng.rs \
     src/bin/bank-server.rs src/bin/bank-client.rs; do
   case "$file" in
@@ -48,6 +49,9 @@ for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs
     src/server/storage/sim.rs) what="the simulated disk for crash tests";;
     src/server/verify.rs) what="\`bank-server verify\`";;
     src/server/admin.rs) what="add-account, demo accounts, prune";;
+    src/server/operator.rs) what="operator commands: admin messages and what each does";;
+    src/server/operator_socket.rs) what="the admin socket: bind, replace, serve, stop";;
+    src/operator_client.rs) what="operator commands from the command line: via the server or offline";;
     src/server/journal_v1.rs) what="reader of the first release's journal";;
     src/client/pinning.rs) what="the pinning decision";;
     src/trace.rs) what="\`--trace\` output";;

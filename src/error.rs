@@ -356,6 +356,48 @@ impl From<io::Error> for ClientError {
     }
 }
 
+/// Why an operator command (`bank-server unlock`, `stats`, …) could not be carried out: the
+/// boundary between the command line and the bank, offline or through the admin socket.
+#[derive(Debug)]
+pub enum OperatorError {
+    /// No server runs, and the data directory could not be opened (damaged, or I/O).
+    Journal(JournalError),
+    /// A server holds the data directory's lock, but its admin socket does not answer.
+    NoAnswer {
+        /// The socket's path.
+        socket: String,
+        /// What connecting to it gave.
+        error: io::Error,
+    },
+    /// The admin socket failed, or timed out, in the middle of a command.
+    Io(io::Error),
+    /// The server's answer is not a valid operator reply.
+    BadReply(String),
+}
+
+impl fmt::Display for OperatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Journal(err) => write!(f, "{err}"),
+            Self::NoAnswer { socket, error } => write!(
+                f,
+                "a bank-server holds the data directory's lock, but its admin socket {socket} does not \
+                 answer ({error}); if it is starting, try again in a moment"
+            ),
+            Self::Io(err) => write!(f, "the admin socket failed: {err}"),
+            Self::BadReply(what) => write!(f, "the server's answer is not a valid operator reply: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for OperatorError {}
+
+impl From<JournalError> for OperatorError {
+    fn from(err: JournalError) -> Self {
+        Self::Journal(err)
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
@@ -365,6 +407,8 @@ pub enum StartError {
     Journal(JournalError),
     /// The listen address could not be bound.
     Bind(io::Error),
+    /// The admin socket (this path) could not be created.
+    Operator(String, io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -373,6 +417,10 @@ impl fmt::Display for StartError {
             Self::Identity(err) => write!(f, "server key: {err}"),
             Self::Journal(err) => write!(f, "{err}"),
             Self::Bind(err) => write!(f, "cannot listen: {err}"),
+            Self::Operator(path, err) => write!(
+                f,
+                "cannot create the admin socket {path}: {err} (a Unix socket path must be under 108 bytes)"
+            ),
         }
     }
 }

@@ -5,6 +5,9 @@
 //! is refused *before* any buffer is allocated for it; a frame is written with a single
 //! `write_all` of header and body together (one syscall, one TCP segment when small); a read
 //! never waits past the caller's deadline.
+//!
+//! The operator's Unix socket (`DIR/admin.sock`, [`crate::server::operator`]) uses the same
+//! frames with two kinds of its own, which the bank's TCP port never accepts.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -31,6 +34,10 @@ pub enum FrameKind {
     ServerBusy = 0x03,
     /// An encrypted record (ChaCha20-Poly1305 ciphertext and tag).
     Record = 0x17,
+    /// An operator's command, on the admin socket only (cleartext: the socket is local).
+    OperatorRequest = 0x0a,
+    /// The server's answer to an operator's command, on the admin socket only.
+    OperatorReply = 0x0b,
 }
 
 impl FrameKind {
@@ -41,6 +48,8 @@ impl FrameKind {
             0x02 => Some(Self::ServerHello),
             0x03 => Some(Self::ServerBusy),
             0x17 => Some(Self::Record),
+            0x0a => Some(Self::OperatorRequest),
+            0x0b => Some(Self::OperatorReply),
             _ => None,
         }
     }
@@ -52,6 +61,8 @@ impl FrameKind {
             Self::ServerHello => "ServerHello",
             Self::ServerBusy => "ServerBusy",
             Self::Record => "Record",
+            Self::OperatorRequest => "OperatorRequest",
+            Self::OperatorReply => "OperatorReply",
         }
     }
 }

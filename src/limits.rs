@@ -142,3 +142,26 @@ pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 500_000;
 /// bytes each); 4 GiB is far beyond any bank this single-machine design serves, and bounds
 /// what a damaged length can make recovery allocate.
 pub const MAX_CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Operator (admin socket) connections served at once. An operator runs one command at a
+/// time; a few allow a second terminal or a monitoring script, and the cap keeps a looping
+/// local script from piling up threads. One over the cap is answered "busy" and closed.
+pub const MAX_OPERATOR_CONNECTIONS: usize = 4;
+
+/// Time an operator connection may take to send each whole request frame, and each reply
+/// may take to be accepted, in seconds. The command-line tool sends its request at once;
+/// 30 s is generous, and frees the thread of a local peer that connects and says nothing
+/// (or trickles one byte at a time).
+pub const OPERATOR_IO_TIMEOUT_SECS: u64 = 30;
+
+/// Time the command-line tool waits for the running server's reply to one operator
+/// request, in seconds. `verify` replays the whole journal (about a million records a
+/// second here, BENCHMARKS.md) and `checkpoint` encodes the whole ledger, so an old, large
+/// bank needs minutes; ten minutes covers hundreds of millions of records without letting a
+/// hung server hang the operator forever.
+pub const OPERATOR_REPLY_TIMEOUT_SECS: u64 = 600;
+
+/// Longest text in an operator reply, in bytes. The longest reply is `verify`'s report or
+/// `stats` (well under 2 KiB); 8 KiB leaves room and keeps the reply inside one frame
+/// ([`MAX_FRAME_BODY_BYTES`]).
+pub const MAX_OPERATOR_TEXT_BYTES: usize = 8 * 1024;

@@ -1,9 +1,13 @@
 //! Application messages: what travels inside records once the channel is established.
 //!
 //! Each message is a type byte followed by its fields (integers big-endian, strings as `u16`
-//! length + UTF-8, each with a maximum). Requests use types `0x20..=0x28`, responses
+//! length + UTF-8, each with a maximum). Requests use types `0x20..=0x29`, responses
 //! `0x80..=0x87`; `0x10` is the handshake's Finished. Decoders refuse unknown types,
 //! over-long fields and trailing bytes. PROTOCOL.md documents every layout.
+//!
+//! Compatibility: History (`0x27`) answers only the entry kinds 1–5 that every version-1
+//! client decodes; bank notices such as "unlocked by the bank" (kind 6) are sent only in
+//! answer to HistoryWithNotices (`0x29`), which only a client that knows them sends.
 
 use std::fmt;
 
@@ -82,10 +86,12 @@ pub enum Request {
         /// The receiving account's name.
         to: String,
     },
-    /// Read the most recent history entries.
+    /// Read the most recent history entries (money movements only, kinds 1–5).
     History,
     /// End the session.
     Logout,
+    /// Read the most recent history entries, bank notices (kind 6 and later) included.
+    HistoryWithNotices,
 }
 
 /// What a history entry records.
@@ -102,6 +108,9 @@ pub enum EntryKind {
     TransferOut = 4,
     /// Money received from the counterparty.
     TransferIn = 5,
+    /// A notice: the bank lifted a lock on the account (amount 0). Sent only in answer to
+    /// [`Request::HistoryWithNotices`].
+    Unlocked = 6,
 }
 
 impl EntryKind {
@@ -113,6 +122,7 @@ impl EntryKind {
             Self::Withdrawal,
             Self::TransferOut,
             Self::TransferIn,
+            Self::Unlocked,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == byte)
@@ -126,7 +136,14 @@ impl EntryKind {
             Self::Withdrawal => "withdrawal",
             Self::TransferOut => "transfer out",
             Self::TransferIn => "transfer in",
+            Self::Unlocked => "unlocked by the bank",
         }
+    }
+
+    /// Whether this is a bank notice rather than a movement of money: notices are left out
+    /// of the answer to [`Request::History`], whose version-1 clients do not know them.
+    pub fn is_notice(self) -> bool {
+        self == Self::Unlocked
     }
 }
 
@@ -190,6 +207,7 @@ mod tag {
     pub const TRANSFER: u8 = 0x26;
     pub const HISTORY: u8 = 0x27;
     pub const LOGOUT: u8 = 0x28;
+    pub const HISTORY_WITH_NOTICES: u8 = 0x29;
     pub const R_ERROR: u8 = 0x80;
     pub const R_ECHO: u8 = 0x81;
     pub const R_OTP_SENT: u8 = 0x82;
@@ -214,6 +232,7 @@ impl Request {
             Self::Transfer { txid, amount_cents, to } => w.u8(tag::TRANSFER).raw(txid).u64(*amount_cents).str16(to),
             Self::History => w.u8(tag::HISTORY),
             Self::Logout => w.u8(tag::LOGOUT),
+            Self::HistoryWithNotices => w.u8(tag::HISTORY_WITH_NOTICES),
         };
         w.into_bytes()
     }
@@ -244,6 +263,7 @@ impl Request {
             },
             tag::HISTORY => Self::History,
             tag::LOGOUT => Self::Logout,
+            tag::HISTORY_WITH_NOTICES => Self::HistoryWithNotices,
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -283,6 +303,7 @@ impl fmt::Debug for Request {
             ),
             Self::History => write!(f, "History"),
             Self::Logout => write!(f, "Logout"),
+            Self::HistoryWithNotices => write!(f, "HistoryWithNotices"),
         }
     }
 }
@@ -399,6 +420,7 @@ mod tests {
             },
             Request::History,
             Request::Logout,
+            Request::HistoryWithNotices,
         ]
     }
 
@@ -429,6 +451,13 @@ mod tests {
                 kind: EntryKind::TransferOut,
                 amount_cents: 500,
                 counterparty: "bob".into(),
+                balance_after_cents: 9_500,
+            }]),
+            Response::History(vec![HistoryEntry {
+                at_unix_secs: 1_700_000_100,
+                kind: EntryKind::Unlocked,
+                amount_cents: 0,
+                counterparty: String::new(),
                 balance_after_cents: 9_500,
             }]),
             Response::LoggedOut,

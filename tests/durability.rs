@@ -463,7 +463,6 @@ const CRASH_OPENING_TEXT: [&str; 4] = ["50.00", "100.00", "150.00", "200.00"];
 const CRASH_PASSWORD: &str = "crash-password";
 const CRASH_ROUNDS: usize = 5;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     /// The server answered TxApplied with this balance (acknowledged).

@@ -286,6 +286,7 @@ fn assert_account_operations_refused(client: &mut Client, state: &str) {
         ("withdraw", refused(client.withdraw(new_txid(), 100))),
         ("transfer", refused(client.transfer(new_txid(), 100, "bob"))),
         ("history", refused(client.history())),
+        ("history with notices", refused(client.history_with_notices())),
     ];
     for (operation, code) in results {
         assert_eq!(code, ErrorCode::NotAuthenticated, "{operation} while {state}");
@@ -337,6 +338,7 @@ fn accounts_named_by(request: &Request) -> Vec<&str> {
         | Request::SubmitOtp(_)
         | Request::Balance
         | Request::History
+        | Request::HistoryWithNotices
         | Request::Logout => Vec::new(),
     }
 }

@@ -31,6 +31,7 @@ use securebank::money::{format_cents, parse_amount};
 use securebank::server::events::{Event, PasswordRecord, TxKind};
 use securebank::server::journal::{self, Position};
 use securebank::server::journal_v1::{self, MAGIC as JOURNAL_MAGIC, RECORD_OVERHEAD_BYTES, ScanReport};
+use securebank::server::operator::{Command as OperatorCommand, Reply as OperatorReply};
 use securebank::server::storage::sim::{SimDisk, SimStorage};
 use securebank::server::storage::{Storage, StorageFile};
 use zeroize::Zeroizing;
@@ -163,6 +164,7 @@ fn entry_kind() -> impl Strategy<Value = EntryKind> {
         EntryKind::Withdrawal,
         EntryKind::TransferOut,
         EntryKind::TransferIn,
+        EntryKind::Unlocked,
     ])
 }
 
@@ -179,6 +181,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(txid, amount_cents, to)| { Request::Transfer { txid, amount_cents, to } }),
         Just(Request::History),
         Just(Request::Logout),
+        Just(Request::HistoryWithNotices),
     ]
 }
 
@@ -256,6 +259,8 @@ fn event() -> impl Strategy<Value = Event> {
                     refused,
                 }
             ),
+        (any::<u64>(), text(MAX_USERNAME_BYTES)).prop_map(|(at, name)| Event::AccountUnlocked { at, name }),
+        (any::<u64>(), text(MAX_USERNAME_BYTES)).prop_map(|(at, name)| Event::AccountClosed { at, name }),
     ]
 }
 
@@ -603,6 +608,30 @@ proptest! {
         mutate(&mut bytes, 0, &mutation);
         if let Ok(decoded) = Request::decode(&bytes) {
             prop_assert_eq!(decoded.encode(), bytes);
+        }
+    }
+
+    /// The admin socket's decoders: what a local peer sends (or a server answers).
+    #[test]
+    fn operator_command_and_reply_decode_never_panic_and_reencode_exactly(data in bytes(600)) {
+        let (decoded, largest) = largest_allocation(|| OperatorCommand::decode(&data));
+        prop_assert!(largest <= MAX_PASSWORD_BYTES.max(MAX_USERNAME_BYTES), "allocated {largest} bytes");
+        if let Ok(command) = decoded {
+            prop_assert_eq!(&command.encode()[..], &data[..]);
+        }
+        if let Ok(reply) = OperatorReply::decode(&data) {
+            prop_assert_eq!(reply.encode(), data);
+        }
+    }
+
+    #[test]
+    fn mutated_operator_commands_never_panic(name in text(MAX_USERNAME_BYTES), password in text(MAX_PASSWORD_BYTES), cents in any::<u64>(), mutation in mutation()) {
+        let command = OperatorCommand::AddAccount { name, password: Zeroizing::new(password), opening_cents: cents };
+        let mut bytes = command.encode().to_vec();
+        prop_assert_eq!(&OperatorCommand::decode(&bytes).unwrap(), &command);
+        mutate(&mut bytes, 0, &mutation);
+        if let Ok(decoded) = OperatorCommand::decode(&bytes) {
+            prop_assert_eq!(&decoded.encode()[..], &bytes[..]);
         }
     }
 

@@ -21,6 +21,7 @@ use securebank::channel::keys;
 use securebank::error::ErrorCode;
 use securebank::frame::{self, FrameKind};
 use securebank::message::{EntryKind, HistoryEntry, Request, Response};
+use securebank::server::operator::{Command as OperatorCommand, Reply as OperatorReply};
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md");
 const KEY_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_server_key.pem");
@@ -478,6 +479,12 @@ fn crate_message_vectors() -> Vec<Entry> {
         Entry::fields("request_history", "History", &[&[0x27]], &Request::History.encode()),
         Entry::fields("request_logout", "Logout", &[&[0x28]], &Request::Logout.encode()),
         Entry::fields(
+            "request_history_with_notices",
+            "HistoryWithNotices",
+            &[&[0x29]],
+            &Request::HistoryWithNotices.encode(),
+        ),
+        Entry::fields(
             "response_error",
             "Error(\"insufficient_funds\")",
             &[&[0x80], &[0x00, 0x12], b"insufficient_funds"],
@@ -542,10 +549,55 @@ fn crate_message_vectors() -> Vec<Entry> {
             &history.encode(),
         ),
         Entry::fields(
+            "response_history_notice",
+            "History (answering HistoryWithNotices): [unlocked by the bank at 1700000120, balance 9000]",
+            &[
+                &[0x86],
+                &[0x00, 0x01],
+                &be64(1_700_000_120),
+                &[0x06],
+                &be64(0),
+                &[0x00, 0x00],
+                &be64(9_000),
+            ],
+            &Response::History(vec![HistoryEntry {
+                at_unix_secs: 1_700_000_120,
+                kind: EntryKind::Unlocked,
+                amount_cents: 0,
+                counterparty: String::new(),
+                balance_after_cents: 9_000,
+            }])
+            .encode(),
+        ),
+        Entry::fields(
             "response_logged_out",
             "LoggedOut",
             &[&[0x87]],
             &Response::LoggedOut.encode(),
+        ),
+        Entry::fields(
+            "operator_unlock_frame",
+            "admin socket: OperatorRequest frame, Unlock(name = \"alice\")",
+            &[&[0x00, 0x00, 0x00, 0x09], &[0x0a], &[0x02], &[0x00, 0x05], b"alice"],
+            &frame::encode(
+                FrameKind::OperatorRequest,
+                &OperatorCommand::Unlock { name: "alice".into() }.encode(),
+            ),
+        ),
+        Entry::fields(
+            "operator_refused_frame",
+            "admin socket: OperatorReply frame, status 1 (refused), text \"no account is named zed\"",
+            &[
+                &[0x00, 0x00, 0x00, 0x1b],
+                &[0x0b],
+                &[0x01],
+                &[0x00, 0x17],
+                b"no account is named zed",
+            ],
+            &frame::encode(
+                FrameKind::OperatorReply,
+                &OperatorReply::refused("no account is named zed").encode(),
+            ),
         ),
         Entry::fields(
             "server_busy_frame",
@@ -863,6 +915,10 @@ fn document_states_every_limit_and_error_code() {
         ("MAX_BATCH_BYTES", as_u64(l::MAX_BATCH_BYTES)),
         ("JOURNAL_PREALLOCATE_BYTES", l::JOURNAL_PREALLOCATE_BYTES),
         ("DEFAULT_CHECKPOINT_EVERY_RECORDS", l::DEFAULT_CHECKPOINT_EVERY_RECORDS),
+        ("MAX_OPERATOR_CONNECTIONS", as_u64(l::MAX_OPERATOR_CONNECTIONS)),
+        ("OPERATOR_IO_TIMEOUT_SECS", l::OPERATOR_IO_TIMEOUT_SECS),
+        ("OPERATOR_REPLY_TIMEOUT_SECS", l::OPERATOR_REPLY_TIMEOUT_SECS),
+        ("MAX_OPERATOR_TEXT_BYTES", as_u64(l::MAX_OPERATOR_TEXT_BYTES)),
     ];
     for (name, value) in limits.into_iter().chain(journal_limits) {
         let cell = format!("`{name}`");

@@ -7,9 +7,18 @@
 //!             [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
 //! bank-server fingerprint [--data DIR]
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
+//! bank-server unlock NAME [--data DIR]
+//! bank-server close-account NAME [--data DIR]
+//! bank-server stats [--data DIR]
+//! bank-server checkpoint [--data DIR]
 //! bank-server verify [--data DIR] [--txid-retention-secs N]
+//! bank-server stop [--data DIR]
 //! bank-server prune --keep-checkpoints K [--data DIR]
 //! ```
+//!
+//! The operator commands (add-account to stop) go through the running server's admin socket
+//! `DIR/admin.sock` when a server runs, and work offline on DIR when none does
+//! ([`securebank::operator_client`]); their first line says which.
 #![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, IsTerminal};
@@ -24,9 +33,11 @@ use securebank::limits::{
     MIN_PBKDF2_ITERATIONS,
 };
 use securebank::money::{format_cents, parse_amount_up_to};
+use securebank::operator_client::{self, Target};
 use securebank::server::bank::Bank;
+use securebank::server::operator::{Command, Reply, Status};
+use securebank::server::operator_socket;
 use securebank::server::recovery::RecoveryReport;
-use securebank::server::retention::TxidRetention;
 use securebank::server::{Server, ServerConfig, admin};
 use securebank::trace::TraceLevel;
 
@@ -37,8 +48,16 @@ const USAGE: &str = "usage:
               [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
   bank-server fingerprint [--data DIR]
   bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
+  bank-server unlock NAME [--data DIR]
+  bank-server close-account NAME [--data DIR]
+  bank-server stats [--data DIR]
+  bank-server checkpoint [--data DIR]
   bank-server verify [--data DIR] [--txid-retention-secs N]
+  bank-server stop [--data DIR]
   bank-server prune --keep-checkpoints K [--data DIR]
+
+  add-account, unlock, close-account, stats, checkpoint and verify talk to the running
+  server through DIR/admin.sock, or work offline when no server runs; stop stops it cleanly.
 
   --checkpoint-every N       records between checkpoints (default 500000): bounds restart time
   --txid-retention-secs N    how long transaction ids are remembered (default 86400); an older
@@ -93,9 +112,33 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
             args.finish()?;
             add_account(&config, &name, deposit.as_deref())
         }
+        Some(command @ ("unlock" | "close-account")) => {
+            let name = args
+                .next_positional()
+                .ok_or_else(|| format!("{command} needs a NAME"))?;
+            args.finish()?;
+            let command = if command == "unlock" {
+                Command::Unlock { name }
+            } else {
+                Command::CloseAccount { name }
+            };
+            operate(&config, &command)
+        }
+        Some("stats") => {
+            args.finish()?;
+            operate(&config, &Command::Stats)
+        }
+        Some("checkpoint") => {
+            args.finish()?;
+            operate(&config, &Command::Checkpoint)
+        }
         Some("verify") => {
             args.finish()?;
-            verify(&data_dir, config.bank.retention)
+            verify(&config)
+        }
+        Some("stop") => {
+            args.finish()?;
+            stop(&config)
         }
         Some("prune") => {
             let keep = args
@@ -181,10 +224,16 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     println!("  server key:     {}", server.shared().identity.fingerprint());
     println!("  accounts:       {}", server.shared().bank.account_count());
     print_recovery(server.recovery());
+    println!(
+        "  admin socket:   {} (bank-server stats, unlock, stop, ... --data {})",
+        operator_socket::socket_path(&data_dir).display(),
+        data_dir.display()
+    );
     println!("listening on {addr}");
     println!("Clients are shown the key fingerprint above on first contact: it must match.");
     server.run();
-    Ok(ExitCode::FAILURE)
+    println!("bank-server stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_recovery(recovery: &RecoveryReport) {
@@ -256,17 +305,86 @@ fn add_account(config: &ServerConfig, name: &str, deposit: Option<&str>) -> Resu
         None => 0,
         Some(text) => parse_amount_up_to(text, MAX_BALANCE_CENTS).map_err(|err| format!("--deposit: {err}"))?,
     };
-    let (bank, _) = Bank::open_with(&config.data_dir, config.bank).map_err(|err| err.to_string())?;
-    if bank.password_record(name).is_some() {
-        return Err(format!("an account named {name} already exists"));
+    let target = operator_client::choose(config, true).map_err(|err| err.to_string())?;
+    println!("{}", target.describe(&config.data_dir));
+    if target.account_exists(name) == Some(true) {
+        return Ok(print_reply(&Reply::refused(format!(
+            "an account named {name} already exists"
+        ))));
     }
+    // Read only now, so a refusal above costs no typing; sent only over the local socket.
     let password = read_new_password()?;
-    admin::add_account(&bank, name, &password, opening_cents, config.pbkdf2_iterations)?;
-    println!(
-        "created account {name} with opening balance {}",
-        format_cents(opening_cents)
-    );
-    Ok(ExitCode::SUCCESS)
+    let command = Command::AddAccount {
+        name: name.to_string(),
+        password,
+        opening_cents,
+    };
+    let reply = target.run(&command, config).map_err(|err| err.to_string())?;
+    Ok(print_reply(&reply))
+}
+
+/// Fails unless `data_dir` exists: commands other than `add-account` never create a bank.
+fn require_bank(data_dir: &Path) -> Result<(), String> {
+    if data_dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "no bank in {}: the directory does not exist",
+            data_dir.display()
+        ))
+    }
+}
+
+/// Runs an operator command that needs the bank: through the running server, or offline.
+fn operate(config: &ServerConfig, command: &Command) -> Result<ExitCode, String> {
+    require_bank(&config.data_dir)?;
+    let target = operator_client::choose(config, true).map_err(|err| err.to_string())?;
+    run_on(&target, config, command)
+}
+
+/// Says which way the command runs, runs it, and prints the reply: a success on standard
+/// output (exit 0), a refusal or failure on standard error (exit 1).
+fn run_on(target: &Target, config: &ServerConfig, command: &Command) -> Result<ExitCode, String> {
+    println!("{}", target.describe(&config.data_dir));
+    let reply = target.run(command, config).map_err(|err| err.to_string())?;
+    Ok(print_reply(&reply))
+}
+
+fn print_reply(reply: &Reply) -> ExitCode {
+    match reply.status {
+        Status::Done => {
+            println!("{}", reply.text);
+            ExitCode::SUCCESS
+        }
+        Status::Refused => {
+            eprintln!("bank-server: {}", reply.text);
+            ExitCode::FAILURE
+        }
+        Status::Failed | Status::Malformed => {
+            eprintln!("{}", reply.text);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(config: &ServerConfig) -> Result<ExitCode, String> {
+    require_bank(&config.data_dir)?;
+    let target = operator_client::choose(config, false).map_err(|err| err.to_string())?;
+    println!("{}", target.describe(&config.data_dir));
+    println!("journal in {}", config.data_dir.display());
+    let reply = target.run(&Command::Verify, config).map_err(|err| err.to_string())?;
+    Ok(print_reply(&reply))
+}
+
+fn stop(config: &ServerConfig) -> Result<ExitCode, String> {
+    require_bank(&config.data_dir)?;
+    match operator_client::choose(config, false).map_err(|err| err.to_string())? {
+        target @ Target::Server { .. } => run_on(&target, config, &Command::Stop),
+        _ => Err(format!(
+            "no server is running on {}: nothing to stop",
+            config.data_dir.display()
+        )),
+    }
 }
 
 fn prune(data_dir: &Path, keep: usize) -> Result<ExitCode, String> {
@@ -288,23 +406,4 @@ fn prune(data_dir: &Path, keep: usize) -> Result<ExitCode, String> {
     }
     println!("verify now starts from the oldest kept checkpoint; delete the archive folder to free its space");
     Ok(ExitCode::SUCCESS)
-}
-
-fn verify(data_dir: &Path, retention: TxidRetention) -> Result<ExitCode, String> {
-    let storage = securebank::server::storage::DirStorage::new(data_dir);
-    match securebank::server::verify::verify_storage(&storage, retention) {
-        Ok(report) => {
-            println!("journal in {}", data_dir.display());
-            println!("{report}");
-            Ok(if report.balanced() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(err) => {
-            eprintln!("verify FAILED: {err}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }

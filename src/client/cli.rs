@@ -191,7 +191,7 @@ fn menu(client: &mut Client, username: &str) -> Result<(), String> {
 }
 
 fn print_history(client: &mut Client) -> Result<(), String> {
-    let entries = client.history().map_err(|err| err.to_string())?;
+    let entries = client.history_with_notices().map_err(|err| err.to_string())?;
     if entries.is_empty() {
         println!("No transactions yet.");
     }
@@ -200,6 +200,10 @@ fn print_history(client: &mut Client) -> Result<(), String> {
         "time (UTC)", "kind", "amount", "counterparty", "balance after"
     );
     for entry in entries {
+        if entry.kind.is_notice() {
+            println!("{:<20} {}", format_utc(entry.at_unix_secs), entry.kind.name());
+            continue;
+        }
         println!(
             "{:<20} {:<13} {:>14} {:<12} {:>14}",
             format_utc(entry.at_unix_secs),

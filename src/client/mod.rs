@@ -246,6 +246,17 @@ impl Client {
         )
     }
 
+    /// The most recent history entries, oldest first, with the bank's notices (such as
+    /// "unlocked by the bank") among them. A server older than these notices closes the
+    /// connection on this request: use [`Client::history`] with it.
+    pub fn history_with_notices(&mut self) -> Result<Vec<HistoryEntry>, ClientError> {
+        self.expect(
+            &Request::HistoryWithNotices,
+            |r| if let Response::History(h) = r { Some(h) } else { None },
+            "history",
+        )
+    }
+
     /// Ends the session.
     pub fn logout(&mut self) -> Result<(), ClientError> {
         self.expect(

@@ -1,4 +1,7 @@
 //! Operator tasks: creating accounts, the demo accounts of a first run, and `prune`.
+//!
+//! (The operator commands a running server also answers — unlock, close-account, stats,
+//! checkpoint, verify — are in [`super::operator`].)
 
 use std::fs::File;
 use std::path::Path;
@@ -30,7 +33,7 @@ pub fn generate_password() -> String {
 pub fn add_account(bank: &Bank, name: &str, password: &str, opening_cents: u64, iterations: u32) -> Result<(), String> {
     auth::validate_username(name).map_err(|err| err.to_string())?;
     auth::validate_new_password(password).map_err(|err| err.to_string())?;
-    if bank.password_record(name).is_some() {
+    if bank.account_exists(name) {
         return Err(format!("an account named {name} already exists"));
     }
     let record = auth::hash_password(password, iterations);

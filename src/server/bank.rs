@@ -13,11 +13,16 @@
 //! every lock, then, under the ledger lock, rotates the journal and encodes the ledger —
 //! the one consistent copy — and after that lock is released waits until the position is
 //! durable and writes the checkpoint file. Transactions stall only for the encoding.
+//!
+//! The operator's actions ([`Bank::open_account`], [`Bank::unlock`], [`Bank::close_account`])
+//! follow the same pattern as a customer's transaction, under the same lock and the same
+//! group commit, so they are acknowledged only once durable, and an account opened while
+//! customers transact is either there for a transfer or not, never half there.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -26,7 +31,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::commit::{self, CommitStats, Journal, WriterSetup};
 use super::events::{Event, PasswordRecord};
 use super::journal::{self, Position};
-use super::ledger::{Ledger, Totals, TxDecision, TxRequest};
+use super::ledger::{Ledger, OperatorRefusal, Totals, TxDecision, TxRequest};
 use super::recovery::{self, RecoveryReport};
 use super::retention::TxidRetention;
 use super::snapshot;
@@ -106,6 +111,27 @@ struct CheckpointState {
     last: Option<CheckpointInfo>,
 }
 
+/// What the bank holds and how its journal runs, for `bank-server stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BankStats {
+    /// Accounts, closed ones included.
+    pub accounts: usize,
+    /// Accounts closed by the operator.
+    pub closed_accounts: usize,
+    /// Unlocks by the operator since the first record.
+    pub unlocks: u64,
+    /// The position after the last record appended.
+    pub journal_lsn: u64,
+    /// The segment records are appended to.
+    pub segment: u64,
+    /// Group-commit counters since this process started.
+    pub commit: CommitStats,
+    /// The last checkpoint this process wrote.
+    pub last_checkpoint: Option<CheckpointInfo>,
+    /// The checkpoint loaded at start, by the segment after it and its position.
+    pub loaded_checkpoint: Option<(u64, u64)>,
+}
+
 /// The ledger and its journal.
 pub struct Bank {
     ledger: Mutex<Ledger>,
@@ -114,7 +140,8 @@ pub struct Bank {
     options: BankOptions,
     checkpoints: Mutex<CheckpointState>,
     checkpoint_requests: Mutex<Option<Receiver<()>>>,
-    _dir_lock: Option<File>,
+    loaded_checkpoint: Option<(u64, u64)>,
+    dir_lock: Option<(File, PathBuf)>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -158,7 +185,7 @@ impl Bank {
             stats_path: Some(data_dir.join("commit_stats")),
         };
         let (mut bank, report) = Self::open_storage(storage, options, mode)?;
-        bank._dir_lock = Some(lock);
+        bank.dir_lock = Some((lock, data_dir.to_path_buf()));
         Ok((bank, report))
     }
 
@@ -204,9 +231,16 @@ impl Bank {
                 last: None,
             }),
             checkpoint_requests: Mutex::new(Some(receiver)),
-            _dir_lock: None,
+            loaded_checkpoint: recovered.report.checkpoint,
+            dir_lock: None,
         };
         Ok((bank, recovered.report))
+    }
+
+    /// The data directory whose lock this bank holds (`None` on other storage). Only its
+    /// holder may create or replace files a live server owns there, such as the admin socket.
+    pub fn locked_dir(&self) -> Option<&Path> {
+        self.dir_lock.as_ref().map(|(_, dir)| dir.as_path())
     }
 
     /// The channel on which the journal asks for a checkpoint (every
@@ -316,9 +350,19 @@ impl Bank {
         self.journal.stats()
     }
 
-    /// The stored password of `name`, if the account exists.
+    /// The stored password of `name`, if the account exists and is not closed (a closed
+    /// account is checked at login like a name that was never opened).
     pub fn password_record(&self, name: &str) -> Option<PasswordRecord> {
-        self.lock().account(name).map(|account| account.password.clone())
+        self.lock()
+            .account(name)
+            .filter(|account| !account.closed)
+            .map(|account| account.password.clone())
+    }
+
+    /// Whether an account called `name` was ever opened (closed ones included: a name is
+    /// never given twice).
+    pub fn account_exists(&self, name: &str) -> bool {
+        self.lock().account(name).is_some()
     }
 
     /// Whether `name` exists and is locked at `now`.
@@ -345,7 +389,7 @@ impl Bank {
     /// Records a completed login unless the account is locked; returns the balance.
     pub fn login_succeeded(&self, name: &str, now: u64) -> Result<Ruled<u64>, JournalError> {
         let mut ledger = self.lock();
-        let Some(account) = ledger.account(name) else {
+        let Some(account) = ledger.account(name).filter(|account| !account.closed) else {
             return Ok(Err(ErrorCode::InvalidCredentials));
         };
         if account.is_locked(now) {
@@ -404,7 +448,7 @@ impl Bank {
         read: impl FnOnce(&super::ledger::Account) -> T,
     ) -> Result<Ruled<T>, JournalError> {
         let ledger = self.lock();
-        let Some(account) = ledger.account(name) else {
+        let Some(account) = ledger.account(name).filter(|account| !account.closed) else {
             return Ok(Err(ErrorCode::NotAuthenticated));
         };
         let value = read(account);
@@ -433,8 +477,12 @@ impl Bank {
         now: u64,
     ) -> Result<Result<(), &'static str>, JournalError> {
         let mut ledger = self.lock();
-        if ledger.account(name).is_some() {
-            return Ok(Err("an account with that name already exists"));
+        match ledger.account(name) {
+            Some(account) if account.closed => {
+                return Ok(Err("an account with that name was closed; a name is never given twice"));
+            }
+            Some(_) => return Ok(Err("an account with that name already exists")),
+            None => {}
         }
         if opening_cents > crate::limits::MAX_BALANCE_CENTS {
             return Ok(Err("the opening balance is over the maximum balance"));
@@ -449,6 +497,67 @@ impl Bank {
         drop(ledger);
         self.journal.wait_durable(lsn)?;
         Ok(Ok(()))
+    }
+
+    /// Unlocks `name` (the operator's `unlock`): lifts its lock and clears its failed logins,
+    /// once durable.
+    pub fn unlock(&self, name: &str, now: u64) -> Result<Result<(), OperatorRefusal>, JournalError> {
+        self.operator_action(|ledger| ledger.decide_unlock(name, now))
+    }
+
+    /// Closes `name` (the operator's `close-account`), once durable. Refused while the
+    /// balance is not zero: the check and the close happen under one lock acquisition, so no
+    /// deposit or transfer can slip in between.
+    pub fn close_account(&self, name: &str, now: u64) -> Result<Result<(), OperatorRefusal>, JournalError> {
+        self.operator_action(|ledger| ledger.decide_close(name, now))
+    }
+
+    fn operator_action(
+        &self,
+        decide: impl FnOnce(&Ledger) -> Result<Event, OperatorRefusal>,
+    ) -> Result<Result<(), OperatorRefusal>, JournalError> {
+        let mut ledger = self.lock();
+        let event = match decide(&ledger) {
+            Ok(event) => event,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let lsn = self.record(&mut ledger, &event);
+        drop(ledger);
+        self.journal.wait_durable(lsn)?;
+        Ok(Ok(()))
+    }
+
+    /// Counts for `bank-server stats`.
+    pub fn stats(&self) -> BankStats {
+        let (accounts, closed_accounts, unlocks) = {
+            let ledger = self.lock();
+            (ledger.account_count(), ledger.closed_count(), ledger.unlocks())
+        };
+        let checkpoints = self.checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        BankStats {
+            accounts,
+            closed_accounts,
+            unlocks,
+            journal_lsn: self.journal.appended_lsn(),
+            segment: checkpoints.newest_segment,
+            commit: self.journal.stats(),
+            last_checkpoint: checkpoints.last,
+            loaded_checkpoint: self.loaded_checkpoint,
+        }
+    }
+
+    /// Stops every change for the rest of this process, for a clean stop: waits for a
+    /// checkpoint in progress, then takes the ledger lock and never gives it back (every
+    /// later operation waits forever), and returns once everything appended is durable. The
+    /// caller exits the process next; nothing is left half written.
+    pub fn freeze(&self) -> Result<u64, JournalError> {
+        let checkpoints = self.checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ledger = self.lock();
+        let lsn = self.journal.appended_lsn();
+        std::mem::forget(ledger);
+        std::mem::forget(checkpoints);
+        self.journal.wait_durable(lsn)?;
+        Ok(lsn)
     }
 
     /// Writes a checkpoint if the newest segment holds records (so the next start replays

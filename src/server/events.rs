@@ -10,8 +10,14 @@
 //! 0x03 AccountLocked  at u64 | name str | until u64
 //! 0x04 LoginSucceeded at u64 | name str
 //! 0x05 Transaction    at u64 | user str | txid[16] | kind u8 | amount u64 | counterparty str | outcome str
+//! 0x06 AccountUnlocked at u64 | name str
+//! 0x07 AccountClosed  at u64 | name str
 //! ```
 //! `kind` is 1 deposit, 2 withdrawal, 3 transfer; `outcome` is `ok` or an error code name.
+//!
+//! `AccountOpened`, `AccountUnlocked` and `AccountClosed` are the operator's actions
+//! (`bank-server add-account`, `unlock`, `close-account`): journaled like every other
+//! change, they are the audit trail of what the bank's staff did, to which account, when.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, ErrorCode};
@@ -115,6 +121,21 @@ pub enum Event {
         /// `None` if applied, else the rule that refused it.
         refused: Option<ErrorCode>,
     },
+    /// The operator lifted a lock (and cleared the failure count) before it expired.
+    AccountUnlocked {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+    },
+    /// The operator closed an empty account: it can no longer log in or receive money, and
+    /// its name is never given to another account.
+    AccountClosed {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+    },
 }
 
 const OUTCOME_OK: &str = "ok";
@@ -127,7 +148,9 @@ impl Event {
             | Self::LoginFailed { at, .. }
             | Self::AccountLocked { at, .. }
             | Self::LoginSucceeded { at, .. }
-            | Self::Transaction { at, .. } => *at,
+            | Self::Transaction { at, .. }
+            | Self::AccountUnlocked { at, .. }
+            | Self::AccountClosed { at, .. } => *at,
         }
     }
 
@@ -168,6 +191,8 @@ impl Event {
                 .u64(*amount_cents)
                 .str16(counterparty)
                 .str16(refused.map_or(OUTCOME_OK, ErrorCode::as_str)),
+            Self::AccountUnlocked { at, name } => w.u8(0x06).u64(*at).str16(name),
+            Self::AccountClosed { at, name } => w.u8(0x07).u64(*at).str16(name),
         };
         w.into_bytes()
     }
@@ -211,6 +236,14 @@ impl Event {
                     OUTCOME_OK => None,
                     code => Some(ErrorCode::from_name(code).ok_or(DecodeError::BadValue("outcome"))?),
                 },
+            },
+            0x06 => Self::AccountUnlocked {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+            },
+            0x07 => Self::AccountClosed {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };
@@ -267,6 +300,14 @@ mod tests {
                 amount_cents: 100,
                 counterparty: String::new(),
                 refused: None,
+            },
+            Event::AccountUnlocked {
+                at: 7,
+                name: "alice".into(),
+            },
+            Event::AccountClosed {
+                at: 8,
+                name: "alice".into(),
             },
         ];
         for event in events {

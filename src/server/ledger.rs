@@ -8,6 +8,11 @@
 //! [`MAX_BALANCE_CENTS`]; the sum of balances equals deposits − withdrawals (checked by
 //! `bank-server verify`).
 //!
+//! Operator actions are events too ([`Ledger::decide_unlock`], [`Ledger::decide_close`]):
+//! a closed account stays in the ledger (its name is never reused, its history is kept) but
+//! is inert — its balance is zero and stays zero, it cannot log in, send or receive money,
+//! and replay refuses any event that would change it.
+//!
 //! Transaction ids are remembered per account with their outcome, but only for a retention
 //! window: [`super::retention`] holds the clock, the time check made before an id is looked
 //! up, and the index that forgets old ids. Its invariant is the one idempotency rests on: an
@@ -44,12 +49,43 @@ pub struct Account {
     /// Transaction ids this account has used within the retention window, with what came
     /// of them.
     pub(super) seen: HashMap<TxId, SeenTransaction>,
+    /// Closed by the operator: no login, no money in or out, ever again.
+    pub closed: bool,
 }
 
 impl Account {
     /// Whether logins are refused at `now` (Unix seconds).
     pub fn is_locked(&self, now: u64) -> bool {
         now < self.locked_until
+    }
+}
+
+/// Why the ledger refused an operator's action; nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorRefusal {
+    /// No account has this name.
+    NoSuchAccount(String),
+    /// The account was closed earlier.
+    Closed(String),
+    /// `unlock` of an account that is neither locked nor has failed logins counted.
+    NotLocked(String),
+    /// `close-account` of an account that still holds money (cents).
+    NotEmpty(String, u64),
+}
+
+impl std::fmt::Display for OperatorRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSuchAccount(name) => write!(f, "no account is named {name}"),
+            Self::Closed(name) => write!(f, "the account {name} is closed"),
+            Self::NotLocked(name) => write!(f, "{name} is not locked and has no failed logins; nothing to do"),
+            Self::NotEmpty(name, cents) => write!(
+                f,
+                "{name} still holds {}: only an empty account can be closed (the customer withdraws \
+                 or transfers the money first)",
+                crate::money::format_cents(*cents)
+            ),
+        }
     }
 }
 
@@ -117,6 +153,7 @@ pub struct Ledger {
     accounts: HashMap<String, Account>,
     totals: Totals,
     txids: TxidMemory,
+    unlocks: u64,
 }
 
 fn push_history(account: &mut Account, entry: HistoryEntry) {
@@ -143,12 +180,16 @@ impl Ledger {
     pub(super) fn from_parts(
         accounts: HashMap<String, Account>,
         totals: Totals,
+        unlocks: u64,
         clock_ms: u64,
         forgotten_before_ms: u64,
         retention: TxidRetention,
     ) -> Result<Self, &'static str> {
         let mut ids = Vec::new();
         for (name, account) in &accounts {
+            if account.closed && account.balance_cents != 0 {
+                return Err("closed");
+            }
             for (txid, seen) in &account.seen {
                 if seen.lsn > account.last_lsn {
                     return Err("lsn");
@@ -160,6 +201,7 @@ impl Ledger {
             accounts,
             totals,
             txids: TxidMemory::restore(retention, clock_ms, forgotten_before_ms, ids)?,
+            unlocks,
         };
         let net = totals.deposited_cents.checked_sub(totals.withdrawn_cents);
         if net != Some(ledger.sum_of_balances()) {
@@ -201,9 +243,19 @@ impl Ledger {
         self.accounts.get(name)
     }
 
-    /// Number of accounts.
+    /// Number of accounts, closed ones included.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// Number of closed accounts.
+    pub fn closed_count(&self) -> usize {
+        self.accounts.values().filter(|account| account.closed).count()
+    }
+
+    /// Number of unlocks by the operator since the first record.
+    pub fn unlocks(&self) -> u64 {
+        self.unlocks
     }
 
     /// Money in and out since the beginning.
@@ -223,6 +275,10 @@ impl Ledger {
     /// the wall clock). The caller must apply and journal a `Record` event before releasing
     /// the lock it read this under.
     pub fn decide_transaction(&self, request: TxRequest<'_>, now: u64) -> TxDecision {
+        if self.accounts.get(request.user).is_none_or(|account| account.closed) {
+            // A session of an account closed since it logged in: not recorded.
+            return TxDecision::Invalid(ErrorCode::NotAuthenticated);
+        }
         if let Some(code) = stateless_check(&request) {
             return TxDecision::Invalid(code);
         }
@@ -265,9 +321,11 @@ impl Ledger {
             TxKind::Deposit => credit_check(sender.balance_cents, amount),
             TxKind::Withdrawal => debit_check(sender.balance_cents, amount),
             TxKind::Transfer => {
+                // A closed account is refused exactly like a name that was never opened.
                 let recipient = self
                     .accounts
                     .get(request.counterparty)
+                    .filter(|recipient| !recipient.closed)
                     .ok_or(ErrorCode::UnknownRecipient)?;
                 debit_check(sender.balance_cents, amount)?;
                 credit_check(recipient.balance_cents, amount)
@@ -299,6 +357,7 @@ impl Ledger {
                     history: VecDeque::new(),
                     last_lsn: lsn,
                     seen: HashMap::new(),
+                    closed: false,
                 };
                 if *opening_cents > 0 {
                     push_history(
@@ -310,25 +369,47 @@ impl Ledger {
                 self.accounts.insert(name.clone(), account);
             }
             Event::LoginFailed { name, .. } => {
-                let account = self.accounts.get_mut(name).ok_or("login failure for unknown account")?;
+                let account = self.open_account_mut(name).ok_or("login failure for unknown account")?;
                 account.consecutive_failures = account.consecutive_failures.saturating_add(1);
                 account.last_lsn = lsn;
             }
             Event::AccountLocked { name, until, .. } => {
-                let account = self.accounts.get_mut(name).ok_or("lock of unknown account")?;
+                let account = self.open_account_mut(name).ok_or("lock of unknown account")?;
                 account.locked_until = *until;
                 account.consecutive_failures = 0;
                 account.last_lsn = lsn;
             }
             Event::LoginSucceeded { name, .. } => {
-                let account = self.accounts.get_mut(name).ok_or("login of unknown account")?;
+                let account = self.open_account_mut(name).ok_or("login of unknown account")?;
                 account.consecutive_failures = 0;
                 account.last_lsn = lsn;
             }
             Event::Transaction { .. } => self.apply_transaction(event, lsn)?,
+            Event::AccountUnlocked { at, name } => {
+                let account = self.open_account_mut(name).ok_or("unlock of unknown account")?;
+                account.locked_until = 0;
+                account.consecutive_failures = 0;
+                account.last_lsn = lsn;
+                let balance = account.balance_cents;
+                push_history(account, entry(*at, EntryKind::Unlocked, 0, "", balance));
+                self.unlocks += 1;
+            }
+            Event::AccountClosed { name, .. } => {
+                let account = self.open_account_mut(name).ok_or("close of unknown account")?;
+                if account.balance_cents != 0 {
+                    return Err("close of an account that holds money");
+                }
+                account.closed = true;
+                account.last_lsn = lsn;
+            }
         }
         self.advance_clock(event.at());
         Ok(())
+    }
+
+    /// The account called `name` unless it is closed (closed accounts take no events).
+    fn open_account_mut(&mut self, name: &str) -> Option<&mut Account> {
+        self.accounts.get_mut(name).filter(|account| !account.closed)
     }
 
     /// Moves the clock to `at` (Unix seconds, never backwards) and forgets the ids that
@@ -362,7 +443,11 @@ impl Ledger {
         else {
             unreachable!("called with a transaction event");
         };
-        let sender = self.accounts.get(user).ok_or("transaction of unknown account")?;
+        let sender = self
+            .accounts
+            .get(user)
+            .filter(|sender| !sender.closed)
+            .ok_or("transaction of unknown account")?;
         if sender.seen.contains_key(txid) {
             return Err("transaction id recorded twice");
         }
@@ -432,7 +517,7 @@ impl Ledger {
     /// The events a failed login of `name` at `now` must record: a failure, and a lock if it
     /// reaches the threshold. Returns whether the account is now locked.
     pub fn decide_login_failure(&self, name: &str, now: u64) -> (Vec<Event>, bool) {
-        let Some(account) = self.accounts.get(name) else {
+        let Some(account) = self.accounts.get(name).filter(|account| !account.closed) else {
             return (Vec::new(), false);
         };
         let mut events = vec![Event::LoginFailed {
@@ -448,6 +533,40 @@ impl Ledger {
             });
         }
         (events, locks)
+    }
+
+    /// The event that unlocks `name` at `now`: lifts a lock and clears the count of failed
+    /// logins. Refused for an unknown or closed account, and for one with nothing to clear.
+    pub fn decide_unlock(&self, name: &str, now: u64) -> Result<Event, OperatorRefusal> {
+        let account = self.operable(name)?;
+        if !account.is_locked(now) && account.consecutive_failures == 0 {
+            return Err(OperatorRefusal::NotLocked(name.to_string()));
+        }
+        Ok(Event::AccountUnlocked {
+            at: now,
+            name: name.to_string(),
+        })
+    }
+
+    /// The event that closes `name` at `now`. Refused for an unknown or closed account, and
+    /// while the balance is not zero (closing never destroys money).
+    pub fn decide_close(&self, name: &str, now: u64) -> Result<Event, OperatorRefusal> {
+        let account = self.operable(name)?;
+        if account.balance_cents != 0 {
+            return Err(OperatorRefusal::NotEmpty(name.to_string(), account.balance_cents));
+        }
+        Ok(Event::AccountClosed {
+            at: now,
+            name: name.to_string(),
+        })
+    }
+
+    fn operable(&self, name: &str) -> Result<&Account, OperatorRefusal> {
+        match self.accounts.get(name) {
+            None => Err(OperatorRefusal::NoSuchAccount(name.to_string())),
+            Some(account) if account.closed => Err(OperatorRefusal::Closed(name.to_string())),
+            Some(account) => Ok(account),
+        }
     }
 }
 
@@ -568,6 +687,120 @@ mod tests {
                 lsn: 3
             }
         ));
+    }
+
+    #[test]
+    fn close_is_refused_while_money_is_left_and_replay_refuses_a_forged_close() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        assert_eq!(
+            ledger.decide_close("alice", 5),
+            Err(OperatorRefusal::NotEmpty("alice".into(), 100))
+        );
+        let forged = Event::AccountClosed {
+            at: 5,
+            name: "alice".into(),
+        };
+        assert!(ledger.apply(&forged, 2).is_err());
+        assert!(!ledger.account("alice").unwrap().closed);
+        assert_eq!(
+            ledger.decide_close("nobody", 5),
+            Err(OperatorRefusal::NoSuchAccount("nobody".into()))
+        );
+    }
+
+    #[test]
+    fn a_closed_account_takes_no_money_no_login_events_and_keeps_its_name() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        open(&mut ledger, "bob", 0, 2);
+        let close = ledger.decide_close("bob", 5).unwrap();
+        ledger.apply(&close, 3).unwrap();
+        assert_eq!(ledger.closed_count(), 1);
+        let transfer = TxRequest {
+            user: "alice",
+            txid: txid_at(10_000),
+            kind: TxKind::Transfer,
+            amount_cents: 10,
+            counterparty: "bob",
+        };
+        let TxDecision::Record(refused) = ledger.decide_transaction(transfer, 10) else {
+            panic!("a transfer to a closed account is recorded as refused")
+        };
+        assert!(matches!(
+            refused,
+            Event::Transaction {
+                refused: Some(ErrorCode::UnknownRecipient),
+                ..
+            }
+        ));
+        let from_bob = TxRequest {
+            user: "bob",
+            counterparty: "",
+            kind: TxKind::Deposit,
+            ..transfer
+        };
+        assert!(matches!(
+            ledger.decide_transaction(from_bob, 10),
+            TxDecision::Invalid(ErrorCode::NotAuthenticated)
+        ));
+        assert_eq!(ledger.decide_login_failure("bob", 10), (Vec::new(), false));
+        assert_eq!(
+            ledger.decide_unlock("bob", 10),
+            Err(OperatorRefusal::Closed("bob".into()))
+        );
+        let forged_payment = Event::Transaction {
+            at: 10,
+            user: "alice".into(),
+            txid: txid_at(10_000),
+            kind: TxKind::Transfer,
+            amount_cents: 10,
+            counterparty: "bob".into(),
+            refused: None,
+        };
+        assert!(ledger.apply(&forged_payment, 4).is_err());
+        let forged_login = Event::LoginSucceeded {
+            at: 10,
+            name: "bob".into(),
+        };
+        assert!(ledger.apply(&forged_login, 4).is_err());
+        let reopened = Event::AccountOpened {
+            at: 10,
+            name: "bob".into(),
+            password: auth::dummy_record(1_000),
+            opening_cents: 0,
+        };
+        assert!(ledger.apply(&reopened, 4).is_err(), "a name is never given twice");
+    }
+
+    #[test]
+    fn unlock_clears_the_lock_and_the_failures_and_leaves_a_notice_in_the_history() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        assert_eq!(
+            ledger.decide_unlock("alice", 10),
+            Err(OperatorRefusal::NotLocked("alice".into()))
+        );
+        let mut lsn = 1;
+        for _ in 0..LOCKOUT_THRESHOLD {
+            for event in ledger.decide_login_failure("alice", 10).0 {
+                lsn += 1;
+                ledger.apply(&event, lsn).unwrap();
+            }
+        }
+        assert!(ledger.account("alice").unwrap().is_locked(11));
+        let unlock = ledger.decide_unlock("alice", 12).unwrap();
+        ledger.apply(&unlock, lsn + 1).unwrap();
+        let alice = ledger.account("alice").unwrap();
+        assert!(!alice.is_locked(13));
+        assert_eq!(alice.consecutive_failures, 0);
+        assert_eq!(alice.last_lsn, lsn + 1);
+        let notice = alice.history.back().unwrap();
+        assert_eq!(
+            (notice.kind, notice.amount_cents, notice.balance_after_cents),
+            (EntryKind::Unlocked, 0, 100)
+        );
+        assert_eq!(ledger.unlocks(), 1);
     }
 
     #[test]

@@ -18,12 +18,16 @@
 //! | [`journal_v1`] | reader of the first release's single-file journal (migrated once) |
 //! | [`verify`] | `bank-server verify`: every record, every checkpoint against the replay |
 //! | [`admin`] | add-account, demo accounts, `prune` |
+//! | [`operator`] | the operator's commands: admin messages and what each does |
+//! | [`operator_socket`] | the admin socket `DIR/admin.sock`: bind, replace, serve, stop |
 //!
 //! Invariants: a connection thread never takes the server down — every failure of a peer
 //! (bad frame, bad record, timeout) ends that connection only; the number of admitted
 //! connections never exceeds `max_connections` (one over the cap is told "busy" and
 //! closed). A slot is freed when its connection ends, a moment before its thread exits, so
-//! under heavy churn the thread count can briefly exceed the cap by a few.
+//! under heavy churn the thread count can briefly exceed the cap by a few. The counts of
+//! open and logged-in connections that `stats` shows are kept by guards that decrement
+//! however a connection ends.
 
 pub mod admin;
 pub mod auth;
@@ -34,6 +38,8 @@ pub mod events;
 pub mod journal;
 pub mod journal_v1;
 pub mod ledger;
+pub mod operator;
+pub mod operator_socket;
 pub mod otp;
 pub mod recovery;
 pub mod retention;
@@ -45,13 +51,15 @@ pub mod verify;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use self::auth::HashLimiter;
 use self::bank::{Bank, BankOptions};
 use self::events::PasswordRecord;
+use self::operator::Live;
+use self::operator_socket::OperatorSocket;
 use self::otp::OtpKey;
 use self::recovery::RecoveryReport;
 use self::session::Session;
@@ -132,8 +140,49 @@ pub struct Shared {
     pub hash_limiter: HashLimiter,
     /// Checked for unknown users so they cost the same as real ones.
     pub dummy_password: PasswordRecord,
+    /// The admin socket this server bound.
+    pub operator_socket: Option<OperatorSocket>,
     active_connections: AtomicUsize,
+    logged_in_connections: AtomicUsize,
+    operator_connections: AtomicUsize,
     next_connection_id: AtomicU64,
+    started: Instant,
+    stop: StopSignal,
+}
+
+impl Shared {
+    /// Uptime and connection counts, for `stats`.
+    pub fn live(&self) -> Live {
+        Live {
+            uptime: self.started.elapsed(),
+            connections: self.active_connections.load(Ordering::SeqCst),
+            logged_in: self.logged_in_connections.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Set once by `bank-server stop`; [`Server::run`] returns when it is.
+#[derive(Debug, Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl StopSignal {
+    fn signal(&self) {
+        *self.stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while !*stopped {
+            stopped = self
+                .changed
+                .wait(stopped)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
 }
 
 /// A bound server, ready to run.
@@ -152,9 +201,16 @@ impl Server {
     }
 
     /// Like [`Server::open`] with a given identity (tests reuse one key to save time).
+    /// Binds the admin socket `DIR/admin.sock` too (see [`operator_socket`]).
     pub fn with_identity(config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
         let (bank, recovery) = Bank::open_with(&config.data_dir, config.bank).map_err(StartError::Journal)?;
         let listener = TcpListener::bind(&config.listen).map_err(StartError::Bind)?;
+        let (operator_socket, operator_listener) = OperatorSocket::bind(&bank).map_err(|err| {
+            StartError::Operator(
+                operator_socket::socket_path(&config.data_dir).display().to_string(),
+                err,
+            )
+        })?;
         let shared = Shared {
             dummy_password: auth::dummy_record(config.pbkdf2_iterations),
             config,
@@ -162,10 +218,23 @@ impl Server {
             bank,
             otp_key: OtpKey::random(),
             hash_limiter: HashLimiter::per_core(),
+            operator_socket: Some(operator_socket),
             active_connections: AtomicUsize::new(0),
+            logged_in_connections: AtomicUsize::new(0),
+            operator_connections: AtomicUsize::new(0),
             next_connection_id: AtomicU64::new(1),
+            started: Instant::now(),
+            stop: StopSignal::default(),
         };
         let shared = Arc::new(shared);
+        operator_socket::spawn_listener(operator_listener, &shared).map_err(|err| {
+            StartError::Operator(
+                operator_socket::socket_path(&shared.config.data_dir)
+                    .display()
+                    .to_string(),
+                err,
+            )
+        })?;
         spawn_checkpointer(&shared);
         Ok(Self {
             listener,
@@ -189,8 +258,15 @@ impl Server {
         &self.shared
     }
 
-    /// Accepts connections forever, one thread each.
+    /// Accepts connections, one thread each, until `bank-server stop` stops the server
+    /// cleanly (see [`operator_socket`]); then returns, and the caller exits the process.
     pub fn run(self) {
+        let shared = Arc::clone(&self.shared);
+        self.spawn();
+        shared.stop.wait();
+    }
+
+    fn accept_forever(self) {
         for stream in self.listener.incoming() {
             match stream {
                 Ok(stream) => admit(&self.shared, stream),
@@ -207,7 +283,7 @@ impl Server {
         let addr = self.local_addr();
         std::thread::Builder::new()
             .name("accept".into())
-            .spawn(move || self.run())
+            .spawn(move || self.accept_forever())
             .expect("spawn accept thread");
         addr
     }
@@ -264,6 +340,32 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     }
 }
 
+/// Counts a connection as logged in while it is, and stops counting it however it ends.
+struct LoggedInSlot<'a> {
+    shared: &'a Shared,
+    counted: bool,
+}
+
+impl LoggedInSlot<'_> {
+    fn set(&mut self, logged_in: bool) {
+        if logged_in != self.counted {
+            let counter = &self.shared.logged_in_connections;
+            if logged_in {
+                counter.fetch_add(1, Ordering::SeqCst);
+            } else {
+                counter.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.counted = logged_in;
+        }
+    }
+}
+
+impl Drop for LoggedInSlot<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 fn refuse_busy(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut payload = Vec::with_capacity(2 + BUSY_REASON.len());
@@ -297,6 +399,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
     };
     channel.set_write_limit(shared.config.write_timeout);
     let mut session = Session::new(channel.session_id());
+    let mut logged_in = LoggedInSlot { shared, counted: false };
     loop {
         let outcome = channel
             .recv(Some(Instant::now() + shared.config.idle_timeout))
@@ -323,6 +426,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
                 return;
             }
         };
+        logged_in.set(session.is_logged_in());
         tracer.line(
             Direction::Sent,
             format_args!("  response {}", crate::trace::response(&response)),

@@ -44,6 +44,11 @@ impl Session {
         }
     }
 
+    /// Whether the session is logged in to an account.
+    pub fn is_logged_in(&self) -> bool {
+        matches!(self.state, State::Authenticated { .. })
+    }
+
     /// Answers one request. An `Err` means the journal failed: close without answering.
     pub fn handle(&mut self, request: Request, shared: &Shared) -> Result<Response, JournalError> {
         let user = match (&self.state, &request) {
@@ -60,7 +65,12 @@ impl Session {
             (Request::Login { username, password }, _) => self.login(username, &Zeroizing::new(password), shared),
             (Request::SubmitOtp(code), _) => self.submit_otp(&Zeroizing::new(code), shared),
             (Request::Balance, Some(user)) => Ok(ruled(shared.bank.balance(&user)?, Response::Balance)),
-            (Request::History, Some(user)) => Ok(ruled(shared.bank.history(&user)?, Response::History)),
+            (Request::History, Some(user)) => Ok(ruled(shared.bank.history(&user)?, |mut entries| {
+                // Version-1 clients know only the movements of money (kinds 1-5).
+                entries.retain(|entry| !entry.kind.is_notice());
+                Response::History(entries)
+            })),
+            (Request::HistoryWithNotices, Some(user)) => Ok(ruled(shared.bank.history(&user)?, Response::History)),
             (Request::Deposit { txid, amount_cents }, Some(user)) => {
                 transact(shared, &user, txid, TxKind::Deposit, amount_cents, "")
             }

@@ -4,10 +4,11 @@
 //! Layout (integers big-endian, strings `u16` length + UTF-8):
 //!
 //! ```text
-//! version u8 (1) | deposited u128 | withdrawn u128 | clock_ms u64 | forgotten_before_ms u64
+//! version u8 (2) | deposited u128 | withdrawn u128 | clock_ms u64 | forgotten_before_ms u64
+//! | unlocks u64
 //! account_count u32, then per account, in increasing byte order of the name:
 //!   name str | salt[16] | iterations u32 | hash[32] | balance u64 | consecutive_failures u32
-//!   | locked_until u64 | last_lsn u64
+//!   | locked_until u64 | last_lsn u64 | closed u8 (0 or 1)
 //!   history_count u16, then per entry, oldest first:
 //!     at u64 | kind u8 | amount u64 | counterparty str | balance_after u64
 //!   seen_count u32, then per remembered transaction id, in increasing (creation time, id):
@@ -23,6 +24,11 @@
 //! own invariants (the sum of balances equals deposits − withdrawals; every remembered id is
 //! at or above `forgotten_before_ms`), so a damaged snapshot is a [`DecodeError`], never a
 //! ledger that replay could not have produced.
+//!
+//! Version 1 (written before the operator commands existed) lacks `unlocks` and `closed`;
+//! it is still read, as a bank with no unlock and no closed account — exactly what that
+//! release could record — so checkpoints of a bank upgraded in place keep loading. Only the
+//! current version is canonical: [`in_current_version`] re-encodes an older one.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -36,12 +42,18 @@ use crate::limits::{
 };
 use crate::message::{EntryKind, HistoryEntry, TxId, txid_created_ms};
 
-/// The format version this module writes and reads.
-pub const VERSION: u8 = 1;
+/// The format version this module writes (it also reads [`OLDEST_VERSION`] and later).
+pub const VERSION: u8 = 2;
+
+/// The oldest format version still read: 1, without the operator fields.
+pub const OLDEST_VERSION: u8 = 1;
 
 /// Fewest bytes one account can take (empty name, no history, no ids): a declared account
 /// count is refused unless this many bytes per account remain.
-const MIN_ACCOUNT_BYTES: usize = 2 + 16 + 4 + 32 + 8 + 4 + 8 + 8 + 2 + 4;
+const MIN_ACCOUNT_BYTES: usize = 2 + 16 + 4 + 32 + 8 + 4 + 8 + 8 + 1 + 2 + 4;
+
+/// [`MIN_ACCOUNT_BYTES`] in version 1, which has no `closed` byte.
+const MIN_ACCOUNT_BYTES_V1: usize = MIN_ACCOUNT_BYTES - 1;
 
 /// Fewest bytes one remembered id can take (no counterparty, a refusal with an empty name):
 /// a declared id count is refused unless this many bytes per id remain.
@@ -67,6 +79,7 @@ pub fn encode(ledger: &Ledger) -> Vec<u8> {
         .u128(totals.withdrawn_cents)
         .u64(ledger.clock_ms())
         .u64(ledger.forgotten_before_ms())
+        .u64(ledger.unlocks())
         .u32(u32::try_from(accounts.len()).expect("fewer than 2^32 accounts"));
     for (name, account) in accounts {
         encode_account(&mut w, name, account);
@@ -83,6 +96,7 @@ fn encode_account(w: &mut Writer, name: &str, account: &Account) {
         .u32(account.consecutive_failures)
         .u64(account.locked_until)
         .u64(account.last_lsn)
+        .u8(u8::from(account.closed))
         .u16(u16::try_from(account.history.len()).expect("history is bounded"));
     for entry in &account.history {
         w.u64(entry.at_unix_secs)
@@ -111,17 +125,21 @@ fn encode_account(w: &mut Writer, name: &str, account: &Account) {
 /// snapshot holds but `retention` no longer keeps are forgotten at once).
 pub fn decode(bytes: &[u8], retention: TxidRetention) -> Result<Ledger, DecodeError> {
     let mut r = Reader::new(bytes);
-    if r.u8("version")? != VERSION {
+    let version = r.u8("version")?;
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(DecodeError::BadValue("version"));
     }
+    let v1 = version == OLDEST_VERSION;
     let totals = Totals {
         deposited_cents: r.u128("deposited")?,
         withdrawn_cents: r.u128("withdrawn")?,
     };
     let clock_ms = r.u64("clock_ms")?;
     let forgotten_before_ms = r.u64("forgotten_before_ms")?;
+    let unlocks = if v1 { 0 } else { r.u64("unlocks")? };
     let declared = r_u32(&mut r, "accounts")?;
-    let count = bounded_count(&r, declared, MIN_ACCOUNT_BYTES, "accounts")?;
+    let min_account_bytes = if v1 { MIN_ACCOUNT_BYTES_V1 } else { MIN_ACCOUNT_BYTES };
+    let count = bounded_count(&r, declared, min_account_bytes, "accounts")?;
     let mut accounts = HashMap::with_capacity(count);
     let mut previous: Option<String> = None;
     for _ in 0..count {
@@ -129,12 +147,22 @@ pub fn decode(bytes: &[u8], retention: TxidRetention) -> Result<Ledger, DecodeEr
         if previous.as_ref().is_some_and(|previous| *previous >= name) {
             return Err(DecodeError::BadValue("name order"));
         }
-        let account = decode_account(&mut r)?;
+        let account = decode_account(&mut r, v1)?;
         previous = Some(name.clone());
         accounts.insert(name, account);
     }
     r.finish()?;
-    Ledger::from_parts(accounts, totals, clock_ms, forgotten_before_ms, retention).map_err(DecodeError::BadValue)
+    Ledger::from_parts(accounts, totals, unlocks, clock_ms, forgotten_before_ms, retention)
+        .map_err(DecodeError::BadValue)
+}
+
+/// `bytes` in the current version: unchanged if they are, else decoded (with `retention`)
+/// and encoded again. Checkpoints written by an older release compare with a replay this way.
+pub fn in_current_version(bytes: &[u8], retention: TxidRetention) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
+    if bytes.first() == Some(&VERSION) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    Ok(std::borrow::Cow::Owned(encode(&decode(bytes, retention)?)))
 }
 
 fn r_u32(r: &mut Reader<'_>, field: &'static str) -> Result<usize, DecodeError> {
@@ -157,7 +185,7 @@ fn balance(r: &mut Reader<'_>, field: &'static str) -> Result<u64, DecodeError> 
     Ok(cents)
 }
 
-fn decode_account(r: &mut Reader<'_>) -> Result<Account, DecodeError> {
+fn decode_account(r: &mut Reader<'_>, v1: bool) -> Result<Account, DecodeError> {
     let password = PasswordRecord {
         salt: r.array("salt")?,
         iterations: r.u32("iterations")?,
@@ -170,6 +198,11 @@ fn decode_account(r: &mut Reader<'_>) -> Result<Account, DecodeError> {
     let consecutive_failures = r.u32("consecutive_failures")?;
     let locked_until = r.u64("locked_until")?;
     let last_lsn = r.u64("last_lsn")?;
+    let closed = match if v1 { 0 } else { r.u8("closed")? } {
+        0 => false,
+        1 => true,
+        _ => return Err(DecodeError::BadValue("closed")),
+    };
     let history_count = usize::from(r.u16("history")?);
     if history_count > MAX_HISTORY_ENTRIES {
         return Err(DecodeError::TooLong("history"));
@@ -205,6 +238,7 @@ fn decode_account(r: &mut Reader<'_>) -> Result<Account, DecodeError> {
         history,
         last_lsn,
         seen,
+        closed,
     })
 }
 
@@ -312,6 +346,15 @@ mod tests {
                 at: T0 + 94,
                 name: "bob".into(),
             },
+            opened("dave", 0),
+            Event::AccountClosed {
+                at: T0 + 95,
+                name: "dave".into(),
+            },
+            Event::AccountUnlocked {
+                at: T0 + 96,
+                name: "bob".into(),
+            },
         ]
     }
 
@@ -321,6 +364,8 @@ mod tests {
         assert_eq!(ledger.remembered_txids(), 2, "the first three ids are forgotten");
         assert!(ledger.forgotten_before_ms() > 0);
         assert!(ledger.account("carol").unwrap().is_locked(T0 + 100));
+        assert!(ledger.account("dave").unwrap().closed);
+        assert_eq!(ledger.unlocks(), 1);
         let bytes = encode(&ledger);
         let decoded = decode(&bytes, SHORT).unwrap();
         assert_eq!(decoded, ledger);
@@ -418,7 +463,46 @@ mod tests {
     }
 
     /// Byte offset of the account count.
-    const ACCOUNT_COUNT_AT: usize = 1 + 16 + 16 + 8 + 8;
+    const ACCOUNT_COUNT_AT: usize = 1 + 16 + 16 + 8 + 8 + 8;
+
+    /// Byte offset of the `closed` byte of the first account, whose name has `name_len` bytes.
+    const fn closed_at(name_len: usize) -> usize {
+        ACCOUNT_COUNT_AT + 4 + 2 + name_len + 16 + 4 + 32 + 8 + 4 + 8 + 8
+    }
+
+    /// The version-1 bytes of a one-account snapshot in the current version: no `unlocks`
+    /// in the header, no `closed` byte in the account.
+    fn as_version_1(bytes: &[u8], name_len: usize) -> Vec<u8> {
+        let unlocks_at = ACCOUNT_COUNT_AT - 8;
+        let closed = closed_at(name_len);
+        [
+            &[1][..],
+            &bytes[1..unlocks_at],
+            &bytes[ACCOUNT_COUNT_AT..closed],
+            &bytes[closed + 1..],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_version_1_snapshot_still_loads_as_a_bank_without_unlocks_or_closed_accounts() {
+        let ledger = replay(
+            SHORT,
+            &[opened("alice", 900), tx(T0, "alice", TxKind::Deposit, 100, "", None)],
+        );
+        let current = encode(&ledger);
+        let old = as_version_1(&current, 5);
+        assert_eq!(old.len(), current.len() - 9);
+        assert_eq!(decode(&old, SHORT).unwrap(), ledger);
+        assert_eq!(&*in_current_version(&old, SHORT).unwrap(), &current[..]);
+        assert!(matches!(
+            in_current_version(&current, SHORT).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for len in 0..old.len() {
+            assert!(decode(&old[..len], SHORT).is_err(), "version 1 cut at {len}");
+        }
+    }
 
     /// A snapshot of one account "alice" (1,000 cents) with one remembered deposit of 100.
     fn one_account() -> Vec<u8> {
@@ -495,14 +579,19 @@ mod tests {
     #[test]
     fn out_of_range_fields_are_refused() {
         let bytes = one_account();
-        let mut version = bytes.clone();
-        version[0] = 2;
-        assert_eq!(decode(&version, SHORT), Err(DecodeError::BadValue("version")));
+        for wrong in [0, VERSION + 1] {
+            let mut version = bytes.clone();
+            version[0] = wrong;
+            assert_eq!(decode(&version, SHORT), Err(DecodeError::BadValue("version")));
+        }
+        let mut closed = bytes.clone();
+        closed[closed_at(5)] = 2;
+        assert_eq!(decode(&closed, SHORT), Err(DecodeError::BadValue("closed")));
         let iterations_at = ACCOUNT_COUNT_AT + 4 + 2 + 5 + 16;
         let mut iterations = bytes.clone();
         iterations[iterations_at..iterations_at + 4].copy_from_slice(&999u32.to_be_bytes());
         assert_eq!(decode(&iterations, SHORT), Err(DecodeError::BadValue("iterations")));
-        let history_at = iterations_at + 4 + 32 + 8 + 4 + 8 + 8;
+        let history_at = iterations_at + 4 + 32 + 8 + 4 + 8 + 8 + 1;
         let mut history = bytes.clone();
         history[history_at..history_at + 2].copy_from_slice(&51u16.to_be_bytes());
         assert_eq!(decode(&history, SHORT), Err(DecodeError::TooLong("history")));

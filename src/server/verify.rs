@@ -7,7 +7,11 @@
 //! first release). After `bank-server prune` removed the oldest segments it starts at the
 //! oldest checkpoint kept, and says so. The comparison of a checkpoint with the replay is
 //! byte for byte on the canonical snapshot, so both must use the same transaction-id
-//! retention the server used (the same flag).
+//! retention the server used (the same flag). A checkpoint of an older snapshot version is
+//! re-encoded in the current one first ([`snapshot::in_current_version`]).
+//!
+//! The report counts the operator's actions (accounts opened, unlocks, closes) since the
+//! first record: the totals of the audit trail that the journal keeps event by event.
 
 use std::path::Path;
 
@@ -47,8 +51,12 @@ pub struct VerifyReport {
     pub segments: u64,
     /// Checkpoints compared with the replay.
     pub checkpoints_checked: u64,
-    /// Accounts.
+    /// Accounts, closed ones included.
     pub accounts: usize,
+    /// Accounts closed by the operator.
+    pub closed_accounts: usize,
+    /// Unlocks by the operator.
+    pub unlocks: u64,
     /// Sum of all balances, in cents.
     pub total_cents: u128,
     /// Money in (opening balances and deposits), in cents.
@@ -67,6 +75,12 @@ impl VerifyReport {
         self.deposited_cents.checked_sub(self.withdrawn_cents) == Some(self.total_cents)
     }
 
+    /// Operator actions recorded: every account opening, unlock and close. (Accounts are
+    /// never removed, so the openings are the number of accounts.)
+    pub fn operator_events(&self) -> u64 {
+        self.accounts as u64 + self.unlocks + self.closed_accounts as u64
+    }
+
     fn new(from: VerifiedFrom, ledger: &Ledger, end: &Position) -> Self {
         let totals = ledger.totals();
         Self {
@@ -75,6 +89,8 @@ impl VerifyReport {
             segments: 0,
             checkpoints_checked: 0,
             accounts: ledger.account_count(),
+            closed_accounts: ledger.closed_count(),
+            unlocks: ledger.unlocks(),
             total_cents: ledger.sum_of_balances(),
             deposited_cents: totals.deposited_cents,
             withdrawn_cents: totals.withdrawn_cents,
@@ -102,6 +118,14 @@ impl std::fmt::Display for VerifyReport {
             n => writeln!(f, "checkpoints:  {n} checked, each equal to the replay")?,
         }
         writeln!(f, "accounts:     {}", self.accounts)?;
+        writeln!(
+            f,
+            "operator:     {} events: {} accounts opened, {} unlocked, {} closed",
+            self.operator_events(),
+            self.accounts,
+            self.unlocks,
+            self.closed_accounts
+        )?;
         writeln!(f, "total:        {}", cents(self.total_cents))?;
         writeln!(f, "deposits:     {}", cents(self.deposited_cents))?;
         writeln!(f, "withdrawals:  {}", cents(self.withdrawn_cents))?;
@@ -144,7 +168,7 @@ pub fn verify_storage(storage: &dyn Storage, retention: TxidRetention) -> Result
     let newest = *found.segments.last().expect("non-empty");
     for number in first..=newest {
         if found.checkpoints.contains(&number) {
-            compare_checkpoint(storage, number, &position, &ledger)?;
+            compare_checkpoint(storage, number, &position, &ledger, retention)?;
             checked += 1;
         }
         let newest_started = recovery::may_be_torn(storage, &found.segments, number)?;
@@ -210,6 +234,7 @@ fn compare_checkpoint(
     number: u64,
     position: &Position,
     ledger: &Ledger,
+    retention: TxidRetention,
 ) -> Result<(), JournalError> {
     let name = checkpoint::file_name(number);
     let loaded = checkpoint::read(storage, &name).map_err(|reason| damaged(storage, &name, reason))?;
@@ -223,7 +248,9 @@ fn compare_checkpoint(
             ),
         ));
     }
-    if loaded.snapshot != snapshot::encode(ledger) {
+    let stored = snapshot::in_current_version(&loaded.snapshot, retention)
+        .map_err(|err| damaged(storage, &name, format!("its ledger snapshot does not parse: {err}")))?;
+    if *stored != snapshot::encode(ledger) {
         return Err(damaged(
             storage,
             &name,
