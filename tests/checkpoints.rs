@@ -55,7 +55,7 @@ fn options() -> BankOptions {
 }
 
 fn open(data: &Path) -> (Bank, RecoveryReport) {
-    Bank::open_with(data, options()).unwrap()
+    common::open_bank_when_free(data, options())
 }
 
 /// Stops a bank without [`Bank::close`]: everything acknowledged is durable (each call
@@ -510,7 +510,7 @@ fn a_transaction_id_older_than_the_retention_window_is_expired_after_a_restart_f
     };
     let now = now_unix_secs();
     let an_hour_later = now + 3_600;
-    let (bank, _) = Bank::open_with(&data, options).unwrap();
+    let (bank, _) = common::open_bank_when_free(&data, options);
     admin::add_account(&bank, "alice", PASSWORD, 10_000, TEST_ITERATIONS).unwrap();
     let early = txid_at(now * 1_000);
     assert_eq!(
@@ -528,7 +528,7 @@ fn a_transaction_id_older_than_the_retention_window_is_expired_after_a_restart_f
     let snapshot = bank.snapshot();
     bank.close().unwrap();
 
-    let (bank, report) = Bank::open_with(&data, options).unwrap();
+    let (bank, report) = common::open_bank_when_free(&data, options);
     assert!(
         report.checkpoint.is_some() && report.records_replayed == 0,
         "{report:?}"
@@ -691,7 +691,7 @@ fn a_segment_missing_from_the_middle_without_a_checkpoint_after_it_refuses_to_st
     let missing = journal::segment_name(2);
     fs::remove_file(data.join(&missing)).unwrap();
 
-    match Bank::open_with(&data, options()) {
+    match common::try_open_bank_when_free(&data, options()) {
         Err(JournalError::Inconsistent(reason)) => assert!(reason.contains(&missing), "{reason}"),
         other => panic!("expected an inconsistent directory, got {other:?}"),
     }
@@ -711,7 +711,7 @@ fn a_missing_newest_segment_that_a_checkpoint_names_refuses_to_start_instead_of_
     fs::remove_file(data.join(&missing)).unwrap();
 
     // checkpoint-0000000003.ckp proves segment 3 existed: its records were acknowledged.
-    match Bank::open_with(&data, options()) {
+    match common::try_open_bank_when_free(&data, options()) {
         Err(JournalError::Inconsistent(reason)) => assert!(reason.contains(&missing), "{reason}"),
         Err(other) => panic!("expected an inconsistent directory, got {other:?}"),
         Ok((bank, report)) => panic!(

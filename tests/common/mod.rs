@@ -674,3 +674,40 @@ impl SplitMix64 {
         self.below(one_in) == 0
     }
 }
+
+/// Opens the bank in `data`, waiting up to 5 s while its lock is held. A test that closes a
+/// bank and reopens it can find the lock still taken for a moment: a process that another
+/// test thread is starting at that instant holds a copy of every open descriptor, the lock
+/// file's included, from its fork until its exec closes them (they are close-on-exec). Only
+/// tests reopen in the same process, so only they need this.
+pub fn open_bank_when_free(
+    data: &Path,
+    options: securebank::server::bank::BankOptions,
+) -> (
+    securebank::server::bank::Bank,
+    securebank::server::recovery::RecoveryReport,
+) {
+    try_open_bank_when_free(data, options).unwrap()
+}
+
+/// Like [`open_bank_when_free`], for tests that expect the open to fail.
+pub fn try_open_bank_when_free(
+    data: &Path,
+    options: securebank::server::bank::BankOptions,
+) -> Result<
+    (
+        securebank::server::bank::Bank,
+        securebank::server::recovery::RecoveryReport,
+    ),
+    securebank::error::JournalError,
+> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match securebank::server::bank::Bank::open_with(data, options) {
+            Err(securebank::error::JournalError::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
