@@ -172,6 +172,27 @@ mod tests {
     }
 
     #[test]
+    fn encode_and_decode_round_trip_also_with_an_empty_snapshot() {
+        assert_eq!(Checkpoint::decode(&sample().encode()), Ok(sample()));
+        let empty = Checkpoint {
+            snapshot: Vec::new(),
+            ..sample()
+        };
+        assert_eq!(Checkpoint::decode(&empty.encode()), Ok(empty));
+    }
+
+    #[test]
+    fn a_checksummed_file_shorter_than_a_header_is_refused_without_panicking() {
+        for len in 0..HEADER_BYTES {
+            let mut content = MAGIC.to_vec();
+            content.resize(len, 0x42);
+            let mut bytes = content.clone();
+            bytes.extend_from_slice(&sha256(&[&content]));
+            assert!(Checkpoint::decode(&bytes).is_err(), "{len} bytes");
+        }
+    }
+
+    #[test]
     fn every_flipped_bit_or_cut_is_refused() {
         let bytes = sample().encode();
         for at in 0..bytes.len() {

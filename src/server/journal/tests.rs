@@ -289,3 +289,51 @@ fn a_file_that_ends_inside_a_batch_header_is_a_torn_last_batch() {
         assert_eq!((scan.torn_at, seen.len()), (Some(offsets[1]), 1), "cut {cut}");
     }
 }
+
+/// A batch header whose own checksum is valid, with any fields (the body checksum is junk).
+fn forged_header(records: u32, body_len: u32, first_lsn: u64) -> Vec<u8> {
+    let mut header = BATCH_MAGIC.to_vec();
+    header.extend_from_slice(&records.to_be_bytes());
+    header.extend_from_slice(&body_len.to_be_bytes());
+    header.extend_from_slice(&first_lsn.to_be_bytes());
+    header.extend_from_slice(&[0x11; 32]);
+    let checksum = sha256(&[&header]);
+    header.extend_from_slice(&checksum);
+    header
+}
+
+/// Segment 1 with `header` where its first batch goes, then zeros.
+fn segment_with_header(header: &[u8]) -> Vec<u8> {
+    let mut bytes = encode_segment_header(1, &Position::genesis());
+    bytes.extend_from_slice(header);
+    bytes.resize(bytes.len() + 4096, 0);
+    bytes
+}
+
+#[test]
+fn an_intact_header_with_impossible_fields_is_damage_not_a_tear() {
+    let largest_body = u32::try_from(MAX_BATCH_BYTES - BATCH_HEADER_BYTES).unwrap();
+    for (records, body_len) in [(0, 1_000), (1, 0), (1, largest_body + 1), (u32::MAX, u32::MAX)] {
+        let bytes = segment_with_header(&forged_header(records, body_len, 1));
+        assert_eq!(
+            corrupt_offset(scan_bytes(&bytes, true)),
+            512,
+            "{records} records, {body_len} body bytes"
+        );
+    }
+}
+
+#[test]
+fn an_intact_header_of_the_largest_batch_whose_body_never_arrived_is_a_torn_batch() {
+    let largest_body = u32::try_from(MAX_BATCH_BYTES - BATCH_HEADER_BYTES).unwrap();
+    let bytes = segment_with_header(&forged_header(1, largest_body, 1));
+    let (scan, seen) = scan_bytes(&bytes, true).unwrap();
+    assert_eq!((scan.torn_at, seen.len()), (Some(512), 0));
+}
+
+#[test]
+fn a_zero_length_record_is_refused_even_with_a_matching_chain_value() {
+    let mut body = vec![0u8; 4];
+    body.extend_from_slice(&next_chain(&genesis_chain(), b""));
+    assert!(split_records(&body, 1, &genesis_chain()).is_err());
+}
