@@ -377,6 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn zeros_that_round_up_to_the_end_of_a_record_ending_on_a_sector_boundary_are_damage() {
+        // The record spans 8..1024 and ends on a boundary; its last 10 bytes are zero, but
+        // they do not start at a boundary: no write can have been torn that way.
+        let (_dir, path) = one_record_zeroed_from(980, 1014);
+        assert!(matches!(scan_path(&path), Err(JournalError::Corrupt { offset: 8, .. })));
+    }
+
+    #[test]
+    fn a_changed_length_followed_by_zeros_is_damage_not_a_torn_tail() {
+        let (_dir, path) = journal_with(&[b"first", b"second-record"]);
+        let mut bytes = fs::read(&path).unwrap();
+        // "second-record" is 13 bytes; claim 14, so the record reads one byte short.
+        let length_at = 8 + 5 + RECORD_OVERHEAD_BYTES;
+        bytes[length_at + 3] = 14;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            scan_path(&path),
+            Err(JournalError::Corrupt { offset, .. }) if offset == length_at as u64
+        ));
+    }
+
+    #[test]
     fn zeros_from_a_sector_boundary_inside_the_chain_value_are_a_torn_tail() {
         // The record spans 8..520; the sector boundary at 512 falls inside its chain value.
         let (_dir, path) = one_record_zeroed_from(476, 512);
