@@ -107,6 +107,37 @@ impl Machine {
     }
 }
 
+/// What the soak measured (`--soak N`, see `crate::soak`).
+#[derive(Debug, Clone, Default)]
+pub struct SoakResults {
+    /// Durable transactions completed.
+    pub transactions: u64,
+    /// Accounts they moved money between.
+    pub accounts: usize,
+    /// Server RSS samples: (transactions done, KiB).
+    pub rss_kib: Vec<(u64, u64)>,
+    /// Seconds from spawning the server on the soaked data until it listened.
+    pub restart_secs: f64,
+    /// Checkpoint files written.
+    pub checkpoints: usize,
+    /// p99 of the requests that overlapped a checkpoint, microseconds.
+    pub checkpoint_p99_us: u32,
+    /// p99 of all the other requests, microseconds.
+    pub p99_us: u32,
+    /// Requests that overlapped a checkpoint.
+    pub during_checkpoint_requests: usize,
+    /// Journal bytes on disk per transaction (segments, without preallocated space).
+    pub journal_bytes_per_tx: f64,
+    /// Durable transactions per second over the run.
+    pub tx_per_sec: f64,
+    /// Records replayed by the restart (after the newest checkpoint).
+    pub restart_replayed: String,
+    /// Longest time a checkpoint held the ledger lock (its consistent copy), microseconds.
+    pub checkpoint_lock_max_us: u64,
+    /// How long the server remembered transaction ids during the soak, seconds.
+    pub txid_retention_secs: u64,
+}
+
 /// Results of the scale scenarios.
 #[derive(Debug, Clone, Default)]
 pub struct ScaleResults {
@@ -152,7 +183,7 @@ pub struct Results {
     /// Scale scenarios.
     pub scale: Option<ScaleResults>,
     /// The soak.
-    pub soak: Option<crate::soak::SoakResults>,
+    pub soak: Option<SoakResults>,
 }
 
 impl Results {
@@ -279,7 +310,7 @@ impl Results {
                 s.p99_us,
                 s.during_checkpoint_requests,
                 s.tx_per_sec,
-                crate::soak::SOAK_TXID_RETENTION_SECS,
+                s.txid_retention_secs,
                 s.checkpoint_lock_max_us
             );
         }
@@ -386,9 +417,7 @@ impl Display for Results {
             writeln!(
                 f,
                 "\nsoak: {} durable transactions from 64 clients, {:.0}/s, ids remembered {} s",
-                s.transactions,
-                s.tx_per_sec,
-                crate::soak::SOAK_TXID_RETENTION_SECS
+                s.transactions, s.tx_per_sec, s.txid_retention_secs
             )?;
             let rss: Vec<String> = s
                 .rss_kib

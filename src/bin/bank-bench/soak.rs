@@ -21,7 +21,7 @@ use securebank::server::admin;
 use securebank::server::journal;
 use securebank::trace::Tracer;
 
-use crate::report::Latencies;
+use crate::report::{Latencies, SoakResults};
 use crate::setup::{self, ScratchDir};
 
 /// Concurrent clients of the soak.
@@ -29,35 +29,6 @@ pub const SOAK_CLIENTS: usize = 64;
 
 /// Retention of transaction ids during the soak, in seconds (see the module doc).
 pub const SOAK_TXID_RETENTION_SECS: u64 = 10;
-
-/// What the soak measured.
-#[derive(Debug, Clone, Default)]
-pub struct SoakResults {
-    /// Durable transactions completed.
-    pub transactions: u64,
-    /// Accounts they moved money between.
-    pub accounts: usize,
-    /// Server RSS samples: (transactions done, KiB).
-    pub rss_kib: Vec<(u64, u64)>,
-    /// Seconds from spawning the server on the soaked data until it listened.
-    pub restart_secs: f64,
-    /// Checkpoint files written.
-    pub checkpoints: usize,
-    /// p99 of the requests that overlapped a checkpoint, microseconds.
-    pub checkpoint_p99_us: u32,
-    /// p99 of all the other requests, microseconds.
-    pub p99_us: u32,
-    /// Requests that overlapped a checkpoint.
-    pub during_checkpoint_requests: usize,
-    /// Journal bytes on disk per transaction (segments, without preallocated space).
-    pub journal_bytes_per_tx: f64,
-    /// Durable transactions per second over the run.
-    pub tx_per_sec: f64,
-    /// Records replayed by the restart (after the newest checkpoint).
-    pub restart_replayed: String,
-    /// Longest time a checkpoint held the ledger lock (its consistent copy), microseconds.
-    pub checkpoint_lock_max_us: u64,
-}
 
 /// A server process whose checkpoint lines are recorded with the time they appeared.
 struct SoakServer {
@@ -207,6 +178,7 @@ pub fn run(transactions: u64) -> Result<SoakResults, String> {
     let started = Instant::now();
     let mut results = SoakResults {
         accounts: SOAK_CLIENTS,
+        txid_retention_secs: SOAK_TXID_RETENTION_SECS,
         ..SoakResults::default()
     };
     let step = (transactions / 10).max(1);
