@@ -534,11 +534,29 @@ impl Writer {
         }
         self.last_stats = Some(now);
         let text = format!("records_written {}\nsyncs {}\n", stats.records_written, stats.syncs);
-        let temporary = path.with_extension("tmp");
-        if std::fs::write(&temporary, text).is_ok() {
-            let _ = std::fs::rename(&temporary, path);
-        }
+        let _ = write_stats_file(path, &text);
     }
+}
+
+/// Replaces `path` with `text`: written to a new file (mode 0600, never through a link
+/// planted under the temporary name: `create_new` refuses any existing name) and renamed
+/// over `path` (which replaces a link there, never follows it).
+fn write_stats_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    match std::fs::remove_file(&temporary) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    drop(file);
+    std::fs::rename(&temporary, path)
 }
 
 /// Writes zeros into `file` from `from` to `to` and syncs it, so later data syncs need not
@@ -552,4 +570,30 @@ pub fn preallocate(file: &dyn StorageFile, from: u64, to: u64) -> std::io::Resul
         at += chunk as u64;
     }
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_stats_file;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_stats_file_is_0600_and_a_planted_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        let path = dir.path().join("commit_stats");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        std::os::unix::fs::symlink(&target, path.with_extension("tmp")).unwrap();
+        write_stats_file(&path, "syncs 1\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "keep",
+            "no write through a link"
+        );
+        let metadata = std::fs::symlink_metadata(&path).unwrap();
+        assert!(metadata.file_type().is_file());
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "syncs 1\n");
+    }
 }
