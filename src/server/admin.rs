@@ -85,7 +85,7 @@ pub fn prune(data_dir: &Path, keep: usize) -> Result<PruneReport, String> {
     let mut good = Vec::new();
     for name in storage.list().map_err(|err| err.to_string())? {
         if let Some(number) = checkpoint::parse_file_name(&name)
-            && checkpoint::read(&storage, &name).is_ok()
+            && matches!(checkpoint::read(&storage, &name), Ok(Ok(_)))
         {
             good.push(number);
         }
@@ -101,21 +101,27 @@ pub fn prune(data_dir: &Path, keep: usize) -> Result<PruneReport, String> {
     let oldest_kept = kept[0];
     let archive = data_dir.join(ARCHIVE_DIR);
     crate::identity::create_private_dir(&archive).map_err(|err| err.to_string())?;
-    let mut archived = Vec::new();
+    // Oldest first, the first-release journal after segment 1: if prune stops half-way, what
+    // is left still starts at a segment or checkpoint that verify can begin from.
+    let mut archived: Vec<(u64, String)> = Vec::new();
     for name in storage.list().map_err(|err| err.to_string())? {
-        let old_segment = journal::parse_segment_name(&name).is_some_and(|n| n < oldest_kept);
-        let old_checkpoint = checkpoint::parse_file_name(&name).is_some_and(|n| n < oldest_kept);
+        let segment = journal::parse_segment_name(&name).filter(|&n| n < oldest_kept);
+        let checkpoint = checkpoint::parse_file_name(&name).filter(|&n| n < oldest_kept);
         // The first-release journal precedes segment 1: it goes only with segment 1.
-        let old_v1 = name == journal_v1::KEPT_NAME && oldest_kept > 1;
-        if old_segment || old_checkpoint || old_v1 {
-            std::fs::rename(data_dir.join(&name), archive.join(&name)).map_err(|err| err.to_string())?;
-            archived.push(name);
+        let v1 = (name == journal_v1::KEPT_NAME && oldest_kept > 1).then_some(1);
+        if let Some(order) = segment.or(checkpoint).or(v1) {
+            archived.push((order, name));
         }
+    }
+    archived.sort_by_key(|(order, name)| (*order, name == journal_v1::KEPT_NAME, name.clone()));
+    for (_, name) in &archived {
+        std::fs::rename(data_dir.join(name), archive.join(name)).map_err(|err| err.to_string())?;
     }
     storage.sync_dir().map_err(|err| err.to_string())?;
     File::open(&archive)
         .and_then(|dir| dir.sync_all())
         .map_err(|err| err.to_string())?;
+    let mut archived: Vec<String> = archived.into_iter().map(|(_, name)| name).collect();
     archived.sort();
     Ok(PruneReport {
         kept_checkpoints: kept,

@@ -170,6 +170,25 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<File, JournalError> {
     }
 }
 
+/// What a money request did in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStep {
+    /// Refused by a rule that records nothing (the id stays free).
+    Refused,
+    /// A repeated id with the same contents: nothing new; the first outcome is at `lsn`.
+    Repeat {
+        /// Where the first outcome was recorded.
+        lsn: u64,
+    },
+    /// A new record was appended (an applied transaction or a recorded refusal).
+    Appended {
+        /// Its position.
+        lsn: u64,
+        /// Its size in the journal, framing included (0 unless measured).
+        record_bytes: usize,
+    },
+}
+
 impl Bank {
     /// Opens the data directory with the default options and a commit thread.
     pub fn open(data_dir: &Path) -> Result<(Self, RecoveryReport), JournalError> {
@@ -279,6 +298,8 @@ impl Bank {
         let lock_held_us = micros(locked.elapsed());
         state.newest_segment = number;
         self.journal.wait_durable(position.lsn)?;
+        // The switch itself must be done before another checkpoint may rotate again.
+        self.journal.wait_switched()?;
         let written_at = now_unix_secs();
         let checkpoint = Checkpoint {
             next_segment: number,
@@ -420,19 +441,40 @@ impl Bank {
     /// before anyone is told it. The simulated-disk tests use it to put several
     /// transactions in one batch.
     pub fn transact_deferred(&self, request: TxRequest<'_>, now: u64) -> (Ruled<u64>, u64) {
+        let (outcome, step) = self.transact_step(request, now, false);
+        let lsn = match step {
+            TxStep::Refused => 0,
+            TxStep::Repeat { lsn } | TxStep::Appended { lsn, .. } => lsn,
+        };
+        (outcome, lsn)
+    }
+
+    /// [`Bank::transact_deferred`], saying what happened in the journal (for `--trace`);
+    /// `measure` also works out the record's size (an extra encoding, so only when traced).
+    pub fn transact_step(&self, request: TxRequest<'_>, now: u64, measure: bool) -> (Ruled<u64>, TxStep) {
         let mut ledger = self.lock();
         match ledger.decide_transaction(request, now) {
-            TxDecision::Invalid(code) => (Err(code), 0),
-            TxDecision::Repeat { outcome, lsn } => (outcome, lsn),
+            TxDecision::Invalid(code) => (Err(code), TxStep::Refused),
+            TxDecision::Repeat { outcome, lsn } => (outcome, TxStep::Repeat { lsn }),
             TxDecision::Record(event) => {
                 let lsn = self.record(&mut ledger, &event);
+                let record_bytes = if measure {
+                    event.encode().len() + super::journal::RECORD_OVERHEAD_BYTES
+                } else {
+                    0
+                };
                 let Event::Transaction { refused, .. } = &event else {
                     unreachable!("a transaction event")
                 };
                 let balance = ledger.account(request.user).map_or(0, |account| account.balance_cents);
-                (refused.map_or(Ok(balance), Err), lsn)
+                (refused.map_or(Ok(balance), Err), TxStep::Appended { lsn, record_bytes })
             }
         }
+    }
+
+    /// How many records the batch that made `lsn` durable held, if known (for `--trace`).
+    pub fn batch_records_covering(&self, lsn: u64) -> Option<u32> {
+        self.journal.batch_records_covering(lsn)
     }
 
     /// Blocks until every record up to `lsn` is durable.

@@ -130,21 +130,28 @@ pub fn write(storage: &dyn Storage, checkpoint: &Checkpoint) -> std::io::Result<
     storage.sync_dir()
 }
 
-/// Reads and checks the checkpoint named `name`.
-pub fn read(storage: &dyn Storage, name: &str) -> Result<Checkpoint, String> {
-    let file = storage.open(name).map_err(|err| err.to_string())?;
-    let len = file.size().map_err(|err| err.to_string())?;
+/// Reads and checks the checkpoint named `name`. The outer error is the disk failing to
+/// read it (nothing is known about the file); the inner one says what is wrong with bytes
+/// that were read (the file is damaged).
+pub fn read(storage: &dyn Storage, name: &str) -> std::io::Result<Result<Checkpoint, String>> {
+    let file = storage.open(name)?;
+    let len = file.size()?;
     if len > MAX_CHECKPOINT_BYTES {
-        return Err("checkpoint larger than the limit".into());
+        return Ok(Err("checkpoint larger than the limit".into()));
     }
-    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "checkpoint too large")?];
-    let got = file.read_full_at(&mut bytes, 0).map_err(|err| err.to_string())?;
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(Err("checkpoint larger than this machine can hold".into()));
+    };
+    let mut bytes = vec![0u8; len];
+    let got = file.read_full_at(&mut bytes, 0)?;
     bytes.truncate(got);
-    let checkpoint = Checkpoint::decode_owned(bytes)?;
-    if Some(checkpoint.next_segment) != parse_file_name(name) {
-        return Err("checkpoint names another segment than its file name".into());
-    }
-    Ok(checkpoint)
+    Ok(Checkpoint::decode_owned(bytes).and_then(|checkpoint| {
+        if Some(checkpoint.next_segment) == parse_file_name(name) {
+            Ok(checkpoint)
+        } else {
+            Err("checkpoint names another segment than its file name".into())
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -168,7 +175,7 @@ mod tests {
     fn a_written_checkpoint_reads_back_equal() {
         let storage = SimStorage(SimDisk::new());
         write(&storage, &sample()).unwrap();
-        assert_eq!(read(&storage, &file_name(3)).unwrap(), sample());
+        assert_eq!(read(&storage, &file_name(3)).unwrap(), Ok(sample()));
     }
 
     #[test]
@@ -208,7 +215,7 @@ mod tests {
         let storage = SimStorage(SimDisk::new());
         write(&storage, &sample()).unwrap();
         storage.rename(&file_name(3), &file_name(4)).unwrap();
-        assert!(read(&storage, &file_name(4)).is_err());
+        assert!(read(&storage, &file_name(4)).unwrap().is_err());
     }
 
     #[test]
@@ -225,7 +232,7 @@ mod tests {
             assert!(write(&storage, &sample()).is_err(), "crash at step {crash}");
             disk.restart(|_, _| true);
             match read(&storage, &file_name(3)) {
-                Ok(checkpoint) => assert_eq!(checkpoint, sample()),
+                Ok(checkpoint) => assert_eq!(checkpoint, Ok(sample())),
                 Err(_) => assert!(disk.read(&file_name(3)).is_none(), "crash at step {crash}"),
             }
         }

@@ -84,9 +84,14 @@ struct State {
     taken_lsn: u64,
     durable_lsn: u64,
     waiters: Vec<(u64, Thread)>,
+    /// The most recent durable batch: (its last lsn, its records), for `--trace`.
+    last_batch: (u64, u32),
     rotation: Option<Rotation>,
     records_in_segment: u64,
     checkpoint_asked: bool,
+    /// Segment switches asked for by [`Journal::rotate`], and finished by the writer.
+    switches_requested: u64,
+    switches_done: u64,
     poisoned: bool,
     stopping: bool,
 }
@@ -97,6 +102,7 @@ pub struct Journal {
     state: Mutex<State>,
     work_ready: Condvar,
     room_ready: Condvar,
+    switched: Condvar,
     records_written: AtomicU64,
     syncs: AtomicU64,
     writer: Mutex<Option<Writer>>,
@@ -145,14 +151,18 @@ impl Journal {
                 taken_lsn: end.lsn,
                 durable_lsn: end.lsn,
                 waiters: Vec::new(),
+                last_batch: (end.lsn, 0),
                 rotation: None,
                 records_in_segment,
                 checkpoint_asked: false,
+                switches_requested: 0,
+                switches_done: 0,
                 poisoned: false,
                 stopping: false,
             }),
             work_ready: Condvar::new(),
             room_ready: Condvar::new(),
+            switched: Condvar::new(),
             records_written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
@@ -274,6 +284,7 @@ impl Journal {
         state.taken_lsn = base.lsn;
         state.records_in_segment = 0;
         state.checkpoint_asked = false;
+        state.switches_requested += 1;
         state.rotation = Some(Rotation {
             before,
             before_records,
@@ -285,6 +296,36 @@ impl Journal {
         self.room_ready.notify_all();
         self.work_ready.notify_one();
         base
+    }
+
+    /// Blocks until every segment switch asked for so far has been made (the new segment's
+    /// header is durable and records go there), so the next [`Journal::rotate`] may follow.
+    pub fn wait_switched(&self) -> Result<(), JournalError> {
+        if self.is_manual() {
+            loop {
+                let behind = {
+                    let state = self.lock();
+                    state.switches_done < state.switches_requested
+                };
+                if !behind {
+                    return Ok(());
+                }
+                if !self.commit_once()? {
+                    return Err(JournalError::Poisoned);
+                }
+            }
+        }
+        let mut state = self.lock();
+        while state.switches_done < state.switches_requested {
+            if state.poisoned {
+                return Err(JournalError::Poisoned);
+            }
+            state = self
+                .switched
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Ok(())
     }
 
     /// Blocks until every record up to `lsn` is durable.
@@ -317,6 +358,13 @@ impl Journal {
                 return Err(JournalError::Poisoned);
             }
         }
+    }
+
+    /// How many records the batch that made `lsn` durable held, if that batch is still the
+    /// most recent one (for `--trace`; a busy server may have synced another since).
+    pub fn batch_records_covering(&self, lsn: u64) -> Option<u32> {
+        let (last, records) = self.lock().last_batch;
+        (last >= lsn && last - u64::from(records) < lsn).then_some(records)
     }
 
     fn is_manual(&self) -> bool {
@@ -389,6 +437,8 @@ impl Journal {
                     self.made_durable(writer, rotation.base.lsn, rotation.before_records, false);
                 }
                 writer.switch_to(rotation.file, rotation.segment, &rotation.base)?;
+                self.lock().switches_done += 1;
+                self.switched.notify_all();
             }
         }
         Ok(())
@@ -401,6 +451,7 @@ impl Journal {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         state.durable_lsn = lsn;
+        state.last_batch = (lsn, records);
         if in_current_segment {
             state.records_in_segment += u64::from(records);
         }
@@ -453,6 +504,7 @@ impl Journal {
         }
         drop(state);
         self.room_ready.notify_all();
+        self.switched.notify_all();
         if self.exit_on_failure {
             eprintln!(
                 "FATAL: journal write or sync failed ({err}). The server stops without retrying; \

@@ -204,6 +204,9 @@ pub struct SegmentScan {
     pub batches: u64,
     /// The offset of a torn last batch, if one was found (it is not part of the log).
     pub torn_at: Option<u64>,
+    /// Offset and length of the last valid batch, if any: the only one that may still be
+    /// unsynced (in the page cache only) when a process died mid-sync.
+    pub last_batch: Option<(u64, u64)>,
 }
 
 enum BatchRead {
@@ -266,7 +269,8 @@ fn read_batch(file: &dyn StorageFile, offset: u64, start: &Position) -> Result<B
 
 /// Splits a batch body into its records, checking each length and chain value.
 fn split_records(body: &[u8], records: u32, start_chain: &[u8; 32]) -> Result<Vec<Vec<u8>>, String> {
-    let mut payloads = Vec::with_capacity(records as usize);
+    // `records` comes from the file: bound the allocation by what the body can hold.
+    let mut payloads = Vec::with_capacity((records as usize).min(body.len() / (RECORD_OVERHEAD_BYTES + 1)));
     let mut chain = *start_chain;
     let mut at = 0;
     for _ in 0..records {
@@ -382,6 +386,7 @@ pub fn scan_segment(
         end_offset: SECTOR_BYTES,
         batches: 0,
         torn_at: None,
+        last_batch: None,
     };
     loop {
         let offset = scan.end_offset;
@@ -396,6 +401,7 @@ pub fn scan_segment(
                     };
                 }
                 scan.batches += 1;
+                scan.last_batch = Some((offset, extent));
                 scan.end_offset += extent;
             }
             BatchRead::Zero => {

@@ -137,8 +137,10 @@ fn migrate_v1(storage: &dyn Storage, retention: TxidRetention, now: u64) -> Resu
     } = replay_v1(storage, journal_v1::FILE_NAME, &mut ledger)?;
     if let Some(offset) = torn_tail_at {
         file.set_len(offset)?;
-        file.sync_all()?;
     }
+    // Its last records may be in the page cache only (a process that died mid-sync): make
+    // what is about to be checkpointed durable first.
+    file.sync_all()?;
     if !storage.list()?.contains(&journal::segment_name(1)) {
         create_segment(storage, 1, &end)?;
     }
@@ -185,7 +187,9 @@ fn newest_good_checkpoint(
             )));
         }
         let name = checkpoint::file_name(number);
-        let loaded = checkpoint::read(storage, &name).and_then(|checkpoint| {
+        // A read the disk refuses says nothing about the file: it stops recovery (to be
+        // retried), instead of setting a good checkpoint aside.
+        let loaded = checkpoint::read(storage, &name)?.and_then(|checkpoint| {
             let ledger = snapshot::decode(&checkpoint.snapshot, retention)
                 .map_err(|err| format!("its ledger snapshot does not parse: {err}"))?;
             Ok((checkpoint, ledger))
@@ -262,6 +266,20 @@ pub(super) fn may_be_torn(storage: &dyn Storage, segments: &BTreeSet<u64>, numbe
     Ok(number == newest || (number + 1 == newest && segment_base(storage, newest)?.is_none()))
 }
 
+/// Writes the bytes of the batch at `offset` again and syncs them. A process that died while
+/// its sync was running leaves that batch in the page cache only: readable now, but lost to
+/// a power failure, and after a failed sync the kernel may even have marked it clean. It is
+/// the only batch that can be in that state (the next one starts after its sync returns),
+/// and recovery is about to build on it, so it is made durable first.
+fn make_durable(file: &dyn StorageFile, offset: u64, len: u64) -> Result<(), JournalError> {
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| JournalError::Inconsistent("batch too long".into()))?];
+    let got = file.read_full_at(&mut bytes, offset)?;
+    bytes.truncate(got);
+    file.write_all_at(&bytes, offset)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// One segment replayed: the scan, and the open file.
 pub(super) struct Replayed {
     /// What the scan found.
@@ -324,6 +342,7 @@ pub(super) fn replay_segment(
             end_offset: journal::SECTOR_BYTES,
             batches: 0,
             torn_at: None,
+            last_batch: None,
         }
     };
     Ok(Replayed {
@@ -367,27 +386,27 @@ pub fn recover(storage: &dyn Storage, retention: TxidRetention, now: u64) -> Res
         }
         None => start_from_the_first_record(storage, &found, retention)?,
     };
-    for (name, _) in &report.damaged_checkpoints {
-        storage.rename(name, &format!("{name}.damaged"))?;
-    }
     let newest = *found.segments.last().expect("non-empty");
     let mut position = start;
     let mut last = None;
     for number in first..=newest {
-        let replayed = replay_segment(
-            storage,
-            number,
-            position,
-            may_be_torn(storage, &found.segments, number)?,
-            &mut ledger,
-        )?;
+        let newest_started = may_be_torn(storage, &found.segments, number)?;
+        let replayed = replay_segment(storage, number, position, newest_started, &mut ledger)?;
         position = replayed.scan.end;
         if let Some(offset) = replayed.scan.torn_at {
             replayed.file.set_len(offset)?;
             replayed.file.sync_all()?;
             report.torn_batch = Some((storage.describe(&journal::segment_name(number)), offset));
         }
+        if newest_started && let Some((offset, len)) = replayed.scan.last_batch {
+            make_durable(replayed.file.as_ref(), offset, len)?;
+        }
         last = Some(replayed);
+    }
+    // Only now that recovery has succeeded: a checkpoint set aside too early would be lost
+    // to a start that then fails for another reason.
+    for (name, _) in &report.damaged_checkpoints {
+        storage.rename(name, &format!("{name}.damaged"))?;
     }
     let last = last.expect("at least one segment replayed");
     report.records_replayed = position.lsn - start.lsn;

@@ -210,7 +210,7 @@ fn oldest_checkpoint(
             ))
         })?;
     let name = checkpoint::file_name(number);
-    let loaded = checkpoint::read(storage, &name).map_err(|reason| damaged(storage, &name, reason))?;
+    let loaded = checkpoint::read(storage, &name)?.map_err(|reason| damaged(storage, &name, reason))?;
     let ledger = snapshot::decode(&loaded.snapshot, retention)
         .map_err(|err| damaged(storage, &name, format!("its ledger snapshot does not parse: {err}")))?;
     let from = VerifiedFrom::Checkpoint {
@@ -237,7 +237,7 @@ fn compare_checkpoint(
     retention: TxidRetention,
 ) -> Result<(), JournalError> {
     let name = checkpoint::file_name(number);
-    let loaded = checkpoint::read(storage, &name).map_err(|reason| damaged(storage, &name, reason))?;
+    let loaded = checkpoint::read(storage, &name)?.map_err(|reason| damaged(storage, &name, reason))?;
     if loaded.position != *position {
         return Err(damaged(
             storage,

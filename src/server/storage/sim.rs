@@ -10,7 +10,9 @@
 //! - a sync can fail ([`SimDisk::fail_sync_at`]); the data it covered is then not durable;
 //! - the process can crash at any storage operation ([`SimDisk::crash_at`]): that operation
 //!   (a write is applied first, so it can be torn) and every later one fail until
-//!   [`SimDisk::restart`].
+//!   [`SimDisk::restart`] (the machine lost power: only what was synced is certain) or
+//!   [`SimDisk::restart_process`] (only the process died: the page cache keeps every write,
+//!   synced or not, until a later power loss).
 //!
 //! Invariant: after `restart`, every file holds exactly its last synced bytes plus a subset
 //! of the sectors written since, as chosen by the pattern; files opened before the crash
@@ -142,6 +144,17 @@ impl SimDisk {
             file.dirty_sectors.clear();
         }
         state.names = state.durable_names.clone();
+        state.generation += 1;
+        state.crashed = false;
+        state.crash_at = None;
+        state.fail_sync_at = None;
+    }
+
+    /// Only the process dies and comes back: the kernel's page cache survives, so every file
+    /// reads as it was (unsynced writes included, and still unsynced) and the directory keeps
+    /// its names. Handles opened before are dead.
+    pub fn restart_process(&self) {
+        let mut state = self.lock();
         state.generation += 1;
         state.crashed = false;
         state.crash_at = None;
