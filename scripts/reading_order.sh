@@ -35,6 +35,7 @@ row 7 src/server/snapshot.rs "the ledger as canonical bytes"
 row 7 src/server/recovery.rs "start-up: checkpoint plus replay"
 row 8 src/client/mod.rs "the client library"
 row 8 src/client/cli.rs "the terminal client"
+row 8 src/client/retry.rs "a money request kept across a broken connection"
 echo
 echo 'Can be skipped on a first reading:'
 echo
@@ -42,7 +43,8 @@ echo '| file | lines | what it is |'
 echo '|---|---:|---|'
 for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs src/server/admin.rs \
     src/server/operator.rs src/server/operator_socket.rs src/operator_client.rs \
-    src/server/journal_v1.rs src/client/pinning.rs src/trace.rs src/args.rs src/rng.rs \
+    src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
+    src/trace.rs src/args.rs src/rng.rs \
     src/bin/bank-server.rs src/bin/bank-client.rs; do
   case "$file" in
     src/server/storage.rs) what="the storage seam (real directory)";;
@@ -54,6 +56,8 @@ for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs
     src/operator_client.rs) what="operator commands from the command line: via the server or offline";;
     src/server/journal_v1.rs) what="reader of the first release's journal";;
     src/client/pinning.rs) what="the pinning decision";;
+    src/client/plain.rs) what="connection errors in plain words";;
+    src/client/terminal.rs) what="the terminal restored on Ctrl-C";;
     src/trace.rs) what="\`--trace\` output";;
     src/args.rs) what="command-line parsing";;
     src/rng.rs) what="random bytes";;

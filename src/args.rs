@@ -1,5 +1,8 @@
-//! A tiny command-line parser shared by the binaries: `--flag value`, `--flag=value`,
-//! bare `--switch`, and positional words. No dependency needed for this much.
+//! A tiny command-line parser shared by the binaries, with the usual conventions:
+//! `--flag value`, `--flag=value`, bare `--switch`, `-h` for `--help`, `--` to end the
+//! options, and positional words. Each binary lists its flags, so an unknown one is refused
+//! as unknown (not mistaken for a flag that wants a value). No dependency needed for this
+//! much (README, "Dependencies", says why not `lexopt`).
 
 use std::collections::VecDeque;
 
@@ -11,23 +14,42 @@ pub struct Args {
 }
 
 impl Args {
-    /// Splits `args` (without the program name). Flags listed in `switches` take no value.
-    pub fn parse(args: impl IntoIterator<Item = String>, switches: &[&str]) -> Result<Self, String> {
+    /// Splits `args` (without the program name). Flags in `switches` take no value (but may
+    /// be given one with `=`, as in `--trace=bytes`); flags in `valued` take one. Any other
+    /// option is refused as unknown. `-h` means `--help` when `help` is a switch.
+    pub fn parse(args: impl IntoIterator<Item = String>, switches: &[&str], valued: &[&str]) -> Result<Self, String> {
         let mut parsed = Self::default();
         let mut iter = args.into_iter();
         while let Some(arg) = iter.next() {
+            if arg == "--" {
+                parsed.positional.extend(iter.by_ref());
+                break;
+            }
+            if arg == "-h" && switches.contains(&"help") {
+                parsed.flags.push(("help".into(), None));
+                continue;
+            }
             let Some(flag) = arg.strip_prefix("--") else {
+                if arg.starts_with('-') && arg.len() > 1 {
+                    return Err(format!("unknown option {arg}"));
+                }
                 parsed.positional.push_back(arg);
                 continue;
             };
-            if let Some((name, value)) = flag.split_once('=') {
-                parsed.flags.push((name.to_string(), Some(value.to_string())));
-            } else if switches.contains(&flag) {
-                parsed.flags.push((flag.to_string(), None));
-            } else {
-                let value = iter.next().ok_or_else(|| format!("--{flag} needs a value"))?;
-                parsed.flags.push((flag.to_string(), Some(value)));
+            let (name, value) = match flag.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (flag, None),
+            };
+            let known = switches.contains(&name) || valued.contains(&name);
+            if !known {
+                return Err(format!("unknown option --{name}"));
             }
+            let value = match value {
+                Some(value) => Some(value),
+                None if valued.contains(&name) => Some(iter.next().ok_or_else(|| format!("--{name} needs a value"))?),
+                None => None,
+            };
+            parsed.flags.push((name.to_string(), value));
         }
         Ok(parsed)
     }
@@ -62,10 +84,11 @@ impl Args {
             .transpose()
     }
 
-    /// Fails if anything was not taken (an unknown flag or an extra word).
+    /// Fails if anything was not taken (a flag this command does not use, a repeated flag,
+    /// or an extra word).
     pub fn finish(self) -> Result<(), String> {
         if let Some((flag, _)) = self.flags.first() {
-            return Err(format!("unknown option --{flag}"));
+            return Err(format!("option --{flag} does not apply here (or was given twice)"));
         }
         if let Some(word) = self.positional.front() {
             return Err(format!("unexpected argument {word:?}"));
@@ -78,8 +101,12 @@ impl Args {
 mod tests {
     use super::*;
 
-    fn parse(words: &[&str]) -> Args {
-        Args::parse(words.iter().map(|w| w.to_string()), &["demo", "trace"]).unwrap()
+    fn parse(words: &[&str]) -> Result<Args, String> {
+        Args::parse(
+            words.iter().map(|w| w.to_string()),
+            &["demo", "trace", "help"],
+            &["data", "n"],
+        )
     }
 
     #[test]
@@ -93,7 +120,8 @@ mod tests {
             "--demo",
             "--n",
             "5",
-        ]);
+        ])
+        .unwrap();
         assert_eq!(args.next_positional().as_deref(), Some("add-account"));
         assert_eq!(args.next_positional().as_deref(), Some("bob"));
         assert_eq!(args.value("data").unwrap().as_deref(), Some("d"));
@@ -104,9 +132,29 @@ mod tests {
     }
 
     #[test]
-    fn refuses_unknown_flags_and_missing_values() {
-        assert!(parse(&["--bogus", "1"]).finish().is_err());
-        assert!(Args::parse(["--data".to_string()], &[]).is_err());
-        assert!(parse(&["--n", "x"]).number::<u32>("n").is_err());
+    fn an_unknown_option_is_refused_as_unknown_even_before_a_value() {
+        assert_eq!(parse(&["--bogus", "1"]).unwrap_err(), "unknown option --bogus");
+        assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option --bogus");
+        assert_eq!(parse(&["--bogus=1"]).unwrap_err(), "unknown option --bogus");
+        assert_eq!(parse(&["-x"]).unwrap_err(), "unknown option -x");
+    }
+
+    #[test]
+    fn refuses_missing_values_and_bad_numbers() {
+        assert_eq!(parse(&["--data"]).unwrap_err(), "--data needs a value");
+        assert!(parse(&["--n", "x"]).unwrap().number::<u32>("n").is_err());
+    }
+
+    #[test]
+    fn dash_h_is_help_and_double_dash_ends_the_options() {
+        let mut args = parse(&["-h", "--", "--data"]).unwrap();
+        assert_eq!(args.take("help"), Some(None));
+        assert_eq!(args.next_positional().as_deref(), Some("--data"));
+    }
+
+    #[test]
+    fn a_flag_left_over_fails_at_finish() {
+        let args = parse(&["--demo"]).unwrap();
+        assert!(args.finish().unwrap_err().contains("--demo"));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Format: one `ADDRESS SHA256:fingerprint` pair per line; `#` starts a comment. Invariants:
 //! an address has at most one pinned key; a pin is only ever added (after the user
-//! confirmed it), never silently replaced; the file is created with mode 0600.
+//! confirmed it), never silently replaced, and removed only by the person's explicit
+//! `bank-client forget ADDR`; the file is created with mode 0600.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -60,8 +61,9 @@ impl KnownServers {
             Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
             Err(err) => {
                 return Err(ClientError::KnownServers(format!(
-                    "cannot read {}: {err}",
-                    path.display()
+                    "cannot read {}: {}",
+                    path.display(),
+                    err.kind()
                 )));
             }
         };
@@ -119,7 +121,8 @@ impl KnownServers {
     pub fn add(&mut self, addr: &str, fingerprint: &str) -> Result<(), ClientError> {
         assert!(self.pinned(addr).is_none(), "a pin is never replaced");
         assert!(is_fingerprint(fingerprint), "only well-formed fingerprints are pinned");
-        let fail = |err: io::Error| ClientError::KnownServers(format!("cannot write {}: {err}", self.path.display()));
+        let fail =
+            |err: io::Error| ClientError::KnownServers(format!("cannot write {}: {}", self.path.display(), err.kind()));
         if let Some(dir) = self.path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(fail)?;
         }
@@ -133,6 +136,38 @@ impl KnownServers {
         file.sync_all().map_err(fail)?;
         self.entries.push((addr.to_string(), fingerprint.to_string()));
         Ok(())
+    }
+
+    /// Removes the pin for `addr` (for `bank-client forget`): rewrites the file without that
+    /// address's line, keeping every other line and comment, through a temporary file
+    /// renamed over it (mode 0600). Returns the fingerprint that was pinned, if any.
+    pub fn remove(&mut self, addr: &str) -> Result<Option<String>, ClientError> {
+        let Some(index) = self.entries.iter().position(|(known, _)| known == addr) else {
+            return Ok(None);
+        };
+        let fail = |err: io::Error| {
+            ClientError::KnownServers(format!("cannot rewrite {}: {}", self.path.display(), err.kind()))
+        };
+        let text = fs::read_to_string(&self.path).map_err(fail)?;
+        let kept: String = text
+            .lines()
+            .filter(|line| line.split_whitespace().next() != Some(addr))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(fail)?;
+        file.write_all(kept.as_bytes()).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        fs::rename(&temporary, &self.path).map_err(fail)?;
+        Ok(Some(self.entries.remove(index).1))
     }
 }
 
@@ -159,6 +194,23 @@ mod tests {
             }
         );
         assert_eq!(reloaded.check("127.0.0.1:9999", FP_B), PinStatus::Unknown);
+    }
+
+    #[test]
+    fn removing_a_pin_keeps_the_other_lines_and_makes_the_address_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_servers");
+        fs::write(&path, format!("# pins\n127.0.0.1:7878 {FP_A}\n127.0.0.1:9999 {FP_B}\n")).unwrap();
+        let mut known = KnownServers::load(&path).unwrap();
+        assert_eq!(known.remove("127.0.0.1:7878").unwrap().as_deref(), Some(FP_A));
+        assert_eq!(known.remove("127.0.0.1:7878").unwrap(), None);
+        let reloaded = KnownServers::load(&path).unwrap();
+        assert_eq!(reloaded.check("127.0.0.1:7878", FP_A), PinStatus::Unknown);
+        assert_eq!(reloaded.pinned("127.0.0.1:9999"), Some(FP_B));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("# pins\n127.0.0.1:9999 {FP_B}\n")
+        );
     }
 
     #[test]

@@ -68,14 +68,19 @@ pub fn parse_amount_up_to(text: &str, max_cents: u64) -> Result<u64, AmountError
     }
     let (units, fraction) = text.split_once('.').unwrap_or((text, ""));
     let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
-    if units.is_empty() || !all_digits(units) || !all_digits(fraction) || (text.contains('.') && fraction.is_empty()) {
+    // `.5` is half a unit, as people write it; `.` alone is not a number.
+    if (units.is_empty() && fraction.is_empty())
+        || !all_digits(units)
+        || !all_digits(fraction)
+        || (text.contains('.') && fraction.is_empty())
+    {
         return Err(AmountError::NotANumber);
     }
     if fraction.len() > 2 {
         return Err(AmountError::TooManyDecimals);
     }
     let fraction_cents = digits_value(fraction).unwrap_or(0) * if fraction.len() == 1 { 10 } else { 1 };
-    let cents = digits_value(units)
+    let cents = (if units.is_empty() { Some(0) } else { digits_value(units) })
         .and_then(|value| value.checked_mul(100))
         .and_then(|value| value.checked_add(fraction_cents))
         .ok_or(AmountError::OverLimit)?;
@@ -102,6 +107,8 @@ mod tests {
         assert_eq!(parse_amount("12.34"), Ok(1234));
         assert_eq!(parse_amount("12"), Ok(1200));
         assert_eq!(parse_amount("0.5"), Ok(50));
+        assert_eq!(parse_amount(".5"), Ok(50));
+        assert_eq!(parse_amount(".05"), Ok(5));
         assert_eq!(parse_amount("0.01"), Ok(1));
         assert_eq!(parse_amount(" 7.10 "), Ok(710));
         assert_eq!(parse_amount("1000000.00"), Ok(MAX_TRANSACTION_CENTS));
@@ -116,7 +123,7 @@ mod tests {
         assert_eq!(parse_amount("abc"), Err(AmountError::NotANumber));
         assert_eq!(parse_amount(""), Err(AmountError::Empty));
         assert_eq!(parse_amount("1e5"), Err(AmountError::NotANumber));
-        assert_eq!(parse_amount(".5"), Err(AmountError::NotANumber));
+        assert_eq!(parse_amount("."), Err(AmountError::NotANumber));
         assert_eq!(parse_amount("5."), Err(AmountError::NotANumber));
         assert_eq!(parse_amount("+5"), Err(AmountError::NotANumber));
         assert_eq!(parse_amount("1000000.01"), Err(AmountError::OverLimit));

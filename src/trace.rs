@@ -1,6 +1,9 @@
 //! `--trace`: watch the protocol work. Every frame sent and received becomes one or two lines
 //! on standard error, and so does every local step of the handshake (signature, pin check,
-//! key derivation); `--trace=bytes` adds a hex dump of each frame exactly as sent.
+//! key derivation); `--trace=bytes` adds a hex dump of each frame exactly as sent, with the
+//! fields of each handshake frame named. The server also shows each password check's
+//! PBKDF2 work and each money request's journal append and `fdatasync` wait
+//! ([`crate::server::session`]).
 //!
 //! ```text
 //! [trace client#1] --> ClientHello frame, 75 bytes: …          a frame this side sent
@@ -143,6 +146,44 @@ impl Tracer {
             );
         }
     }
+}
+
+/// One field of a frame for [`Tracer::fields`]: where it starts, how long it is, what it is.
+pub type FrameField = (usize, usize, String);
+
+impl Tracer {
+    /// With `--trace=bytes`, names the fields of a handshake frame after its hex dump, one
+    /// line each: `offset+length  meaning` (offsets as in the dump, in hex).
+    pub fn fields(&self, fields: &[FrameField]) {
+        if self.level != TraceLevel::Bytes {
+            return;
+        }
+        let mut out = std::io::stderr().lock();
+        for (offset, length, meaning) in fields {
+            let _ = writeln!(
+                out,
+                "[trace {}#{}]         {offset:04x}+{length:<4} {meaning}",
+                self.side, self.connection
+            );
+        }
+    }
+}
+
+/// The fields every frame starts with: the 4-byte length and the 1-byte type.
+pub fn header_fields(frame_bytes: &[u8], kind: &str) -> Vec<FrameField> {
+    let length = frame_bytes
+        .get(..4)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map_or(0, u32::from_be_bytes);
+    let type_byte = frame_bytes.get(4).copied().unwrap_or(0);
+    vec![
+        (
+            0,
+            4,
+            format!("frame length, u32 big-endian = {length} (the bytes after these 4)"),
+        ),
+        (4, 1, format!("frame type 0x{type_byte:02x} = {kind}")),
+    ]
 }
 
 /// The first 4 bytes of a value in hex followed by "…", for randoms and public keys.

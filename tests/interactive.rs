@@ -1,12 +1,19 @@
 //! The real `bank-client` driven through a pseudo-terminal against the real `bank-server`:
 //! first contact, login with a password typed on the terminal and a code, a deposit from the
-//! menu, and a second run that trusts the pinned key without asking.
+//! menu, and a second run that trusts the pinned key without asking. Then safe retry: the
+//! server is SIGKILLed while a money request is in flight (a proxy in between loses either
+//! the request or the answer) and restarted on the same address; the client logs in again,
+//! resends the same transaction id, says whether it had already been applied, and the money
+//! moves exactly once.
 mod common;
 
 use std::fs::File;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rexpect::process::WaitStatus;
@@ -28,6 +35,11 @@ impl Terminal {
     /// (rexpect turns echo off; `stty echo` turns it back on before the client starts), so
     /// that the absence of the password in the output shows it was read without echo.
     fn start(addr: SocketAddr, known_servers: &Path) -> Self {
+        Self::start_with(addr, known_servers, &[])
+    }
+
+    /// [`Terminal::start`] with `extra` arguments for the client.
+    fn start_with(addr: SocketAddr, known_servers: &Path, extra: &[&str]) -> Self {
         let mut command = Command::new("sh");
         command
             .args(["-c", "stty echo && exec \"$0\" \"$@\""])
@@ -35,7 +47,8 @@ impl Terminal {
             .arg("--connect")
             .arg(addr.to_string())
             .arg("--known-servers")
-            .arg(known_servers);
+            .arg(known_servers)
+            .args(extra);
         let session = spawn_command(command, Some(EXPECT_TIMEOUT_MS)).unwrap();
         Self {
             session,
@@ -91,6 +104,22 @@ impl Terminal {
         }
     }
 
+    /// [`Terminal::finish`], then whether the terminal echoes (its settings outlive the client).
+    fn finish_reading_echo(self) -> (String, WaitStatus, bool) {
+        let master: File = self.session.process().get_file_handle().unwrap();
+        let (transcript, status) = self.finish();
+        let output = Command::new("stty")
+            .arg("-a")
+            .stdin(Stdio::from(master))
+            .output()
+            .unwrap();
+        let settings = String::from_utf8_lossy(&output.stdout).into_owned();
+        let echo = settings
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .any(|flag| flag == "echo");
+        (transcript, status, echo)
+    }
+
     /// Reads to the end of the output and returns the whole transcript and the exit status.
     fn finish(mut self) -> (String, WaitStatus) {
         match self.session.exp_eof() {
@@ -110,15 +139,21 @@ impl Terminal {
     }
 }
 
-/// Waits (bounded) until the outbox holds a code for `user`, then returns it.
+/// Waits (bounded) until the outbox holds a code for `user`, then returns it and removes it,
+/// so that the next login waits for its own code.
 fn wait_for_code(outbox: &Path, user: &str) -> String {
     let path = outbox.join(format!("{user}.otp"));
     let deadline = Instant::now() + Duration::from_millis(EXPECT_TIMEOUT_MS);
-    while !path.exists() {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && text.trim().len() == 6
+        {
+            std::fs::remove_file(&path).unwrap();
+            return text.trim().to_string();
+        }
         assert!(Instant::now() < deadline, "no code in {}", path.display());
         std::thread::sleep(Duration::from_millis(20));
     }
-    common::read_otp_from(outbox, user)
 }
 
 #[test]
@@ -159,7 +194,7 @@ fn the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinn
     terminal.expect("Welcome, alice. Your balance is 100.00.");
     terminal.expect("Choose an option: ");
     terminal.type_line("1");
-    terminal.expect("Amount (e.g. 12.34): ");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
     terminal.type_line("12.34");
     terminal.expect("Deposit done. New balance: 112.34.");
     terminal.expect("Choose an option: ");
@@ -195,5 +230,367 @@ fn the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinn
     assert!(
         matches!(status, WaitStatus::Exited(_, 0)),
         "exit status {status:?}\n{transcript}"
+    );
+}
+
+/// What the proxy does with the bytes of each direction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// Forward everything.
+    None,
+    /// Discard what the client sends: the request never reaches the server.
+    Requests,
+    /// Discard what the server sends: the request is applied, the answer never arrives.
+    Answers,
+}
+
+/// A TCP proxy between the client and the server that can lose one direction, and closes
+/// the client's side when the server's side closes (so a killed server looks killed).
+struct Proxy {
+    addr: SocketAddr,
+    loss: Arc<Mutex<Loss>>,
+    lost_bytes: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let loss = Arc::new(Mutex::new(Loss::None));
+        let lost_bytes = Arc::new(AtomicUsize::new(0));
+        let (shared_loss, shared_lost) = (Arc::clone(&loss), Arc::clone(&lost_bytes));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    drop(client); // the server is down: the client sees the connection close
+                    continue;
+                };
+                for (from, to, dropped_when) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap(), Loss::Requests),
+                    (server, client, Loss::Answers),
+                ] {
+                    let (loss, lost) = (Arc::clone(&shared_loss), Arc::clone(&shared_lost));
+                    std::thread::spawn(move || pump(from, to, dropped_when, &loss, &lost));
+                }
+            }
+        });
+        Self { addr, loss, lost_bytes }
+    }
+
+    fn lose(&self, loss: Loss) {
+        *self.loss.lock().unwrap() = loss;
+    }
+
+    /// Waits (bounded) until the proxy has discarded some bytes.
+    fn wait_until_something_was_lost(&self) {
+        let deadline = Instant::now() + Duration::from_millis(EXPECT_TIMEOUT_MS);
+        while self.lost_bytes.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "nothing reached the proxy");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Copies `from` to `to` until either side closes, discarding while `loss` is `dropped_when`;
+/// then shuts both sockets down.
+fn pump(mut from: TcpStream, mut to: TcpStream, dropped_when: Loss, loss: &Mutex<Loss>, lost: &AtomicUsize) {
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if *loss.lock().unwrap() == dropped_when {
+            lost.fetch_add(n, Ordering::SeqCst);
+            continue;
+        }
+        if to.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+const BOB_PASSWORD: &str = "Bob-Terminal-Pa55";
+
+/// Logs in on `terminal` as alice with the code from `outbox`, up to the menu.
+fn log_in_as_alice(terminal: &mut Terminal, outbox: &Path) {
+    terminal.expect("Enter Username: ");
+    terminal.type_line("alice");
+    terminal.expect("Enter Password: ");
+    terminal.wait_until_echo_is_off();
+    terminal.type_line(PASSWORD);
+    terminal.expect("Enter OTP: ");
+    terminal.type_line(&wait_for_code(outbox, "alice"));
+    terminal.expect("Choose an option: ");
+}
+
+/// Alice (100.00) transfers 30.00 to bob (50.00) while the proxy loses `loss`; the server is
+/// SIGKILLed with the request in flight and restarted on the same address; the person says
+/// yes to the retry and logs in again. Returns the transcript from the retry on, and the
+/// restarted server.
+fn transfer_through_a_crash(loss: Loss) -> (String, common::ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    common::add_account_with_binary(&data, "bob", BOB_PASSWORD, "50.00");
+    let mut server = common::spawn_server_process(&data, &outbox, &[]);
+    let proxy = Proxy::start(server.addr);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(proxy.addr, &known_servers, &["--pin", &server.fingerprint]);
+    log_in_as_alice(&mut terminal, &outbox);
+    terminal.type_line("4");
+    terminal.expect("Transfer to (account name; empty line: back to the menu): ");
+    terminal.type_line("bob");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    proxy.lose(loss);
+    terminal.type_line("30.00");
+    proxy.wait_until_something_was_lost();
+    server.kill(); // SIGKILL with the request in flight
+    terminal
+        .expect("The connection broke before the bank answered: the server closed the connection (did it restart?).");
+    let announced = terminal.expect("Reconnect, log in again and retry it (yes/no)? ");
+    assert!(
+        announced.contains("Your transfer of 30.00 to bob (transaction id "),
+        "the pending request is named:\n{announced}"
+    );
+    let restarted = common::spawn_server_process_listening(&data, &outbox, &server.addr.to_string(), &[]);
+    proxy.lose(Loss::None);
+    terminal.type_line("yes");
+    terminal.expect("log in again as alice.");
+    terminal.expect("Enter Password: ");
+    terminal.wait_until_echo_is_off();
+    terminal.type_line(PASSWORD);
+    terminal.expect("Enter OTP: ");
+    terminal.type_line(&wait_for_code(&outbox, "alice"));
+    terminal.expect("Resending the transfer of 30.00 to bob with the same transaction id");
+    let outcome = terminal.expect("Choose an option: ");
+    terminal.type_line("3");
+    terminal.expect("Balance of alice: 70.00.");
+    terminal.type_line("6");
+    terminal.expect("Goodbye.");
+    let (_, status) = terminal.finish();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "exit status {status:?}");
+    (outcome, restarted, dir)
+}
+
+#[test]
+fn a_transfer_applied_before_the_server_was_killed_is_retried_and_reported_as_already_applied_moving_money_once() {
+    let (outcome, server, dir) = transfer_through_a_crash(Loss::Answers);
+    assert!(
+        outcome.contains("This transfer of 30.00 to bob was already applied before the connection broke"),
+        "{outcome}"
+    );
+    assert!(outcome.contains("Balance: 70.00."), "{outcome}");
+    let outbox = dir.path().join("outbox");
+    assert_eq!(server.login(&outbox, "bob", BOB_PASSWORD).balance().unwrap(), 8_000);
+}
+
+#[test]
+fn a_transfer_lost_before_the_server_was_killed_is_retried_and_reported_as_applied_now_moving_money_once() {
+    let (outcome, server, dir) = transfer_through_a_crash(Loss::Requests);
+    assert!(
+        outcome.contains("The transfer of 30.00 to bob had not been applied; it was applied now, once."),
+        "{outcome}"
+    );
+    assert!(outcome.contains("New balance: 70.00."), "{outcome}");
+    let outbox = dir.path().join("outbox");
+    assert_eq!(server.login(&outbox, "bob", BOB_PASSWORD).balance().unwrap(), 8_000);
+}
+
+#[test]
+fn giving_up_the_retry_prints_the_pending_transaction_id_and_request_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let mut server = common::spawn_server_process(&data, &outbox, &[]);
+    let proxy = Proxy::start(server.addr);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(proxy.addr, &known_servers, &["--pin", &server.fingerprint]);
+    log_in_as_alice(&mut terminal, &outbox);
+    terminal.type_line("1");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    proxy.lose(Loss::Requests);
+    terminal.type_line("5.00");
+    proxy.wait_until_something_was_lost();
+    server.kill();
+    terminal.expect("Reconnect, log in again and retry it (yes/no)? ");
+    terminal.type_line("no");
+    let (transcript, status) = terminal.finish();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 1)),
+        "exit status {status:?}\n{transcript}"
+    );
+    assert!(
+        transcript.contains("Pending request: deposit of 5.00, transaction id "),
+        "{transcript}"
+    );
+    assert!(transcript.contains("may or may not have been applied"), "{transcript}");
+    assert!(!transcript.contains("os error"), "{transcript}");
+    assert!(!transcript.contains("fill whole buffer"), "{transcript}");
+}
+
+/// A server with alice (100.00) and a client on a terminal at the code prompt.
+fn at_the_code_prompt() -> (Terminal, common::ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
+    terminal.expect("Enter Username: ");
+    terminal.type_line("alice");
+    terminal.expect("Enter Password: ");
+    terminal.wait_until_echo_is_off();
+    terminal.type_line(PASSWORD);
+    terminal.expect("Enter OTP: ");
+    (terminal, server, dir)
+}
+
+#[test]
+fn a_code_that_is_not_six_digits_is_refused_before_sending_and_wrong_codes_say_how_many_tries_are_left() {
+    let (mut terminal, _server, dir) = at_the_code_prompt();
+    let code = wait_for_code(&dir.path().join("outbox"), "alice");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    terminal.type_line("abc");
+    terminal.expect("The code is 6 digits, as shown on the server console. Nothing was sent; type it again.");
+    terminal.expect("Enter OTP: ");
+    terminal.type_line("12345");
+    terminal.expect("Nothing was sent");
+    terminal.expect("Enter OTP: ");
+    terminal.type_line(wrong);
+    terminal.expect("Wrong code: 2 tries left. Wrong codes count toward the account's lockout");
+    terminal.expect("Enter OTP: ");
+    terminal.type_line(wrong);
+    terminal.expect("Wrong code: 1 try left.");
+    terminal.expect("Enter OTP: ");
+    // Had "abc" or "12345" been sent, the server would have ended the attempt by now.
+    terminal.type_line(&code);
+    terminal.expect("OTP verified! Access granted.");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("6");
+    let (_, status) = terminal.finish();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "exit status {status:?}");
+}
+
+#[test]
+fn an_empty_amount_returns_to_the_menu_a_leading_point_amount_is_accepted_and_insufficient_funds_shows_the_balance() {
+    let (mut terminal, _server, dir) = at_the_code_prompt();
+    terminal.type_line(&wait_for_code(&dir.path().join("outbox"), "alice"));
+    terminal.expect("Choose an option: ");
+    terminal.type_line("1");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    terminal.type_line("");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("4");
+    terminal.expect("Transfer to (account name; empty line: back to the menu): ");
+    terminal.type_line("");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("1");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    terminal.type_line(".5");
+    terminal.expect("Deposit done. New balance: 100.50.");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("2");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    terminal.type_line("500");
+    terminal.expect("Refused (insufficient_funds): not enough money in the account: your balance is 100.50.");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("6");
+    let (_, status) = terminal.finish();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "exit status {status:?}");
+}
+
+#[test]
+fn a_logged_in_client_whose_server_died_says_the_server_closed_the_connection_in_plain_words() {
+    let (mut terminal, mut server, dir) = at_the_code_prompt();
+    terminal.type_line(&wait_for_code(&dir.path().join("outbox"), "alice"));
+    terminal.expect("Choose an option: ");
+    server.kill();
+    terminal.type_line("3");
+    let (transcript, status) = terminal.finish();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 1)),
+        "exit status {status:?}\n{transcript}"
+    );
+    assert!(
+        transcript.contains("the server closed the connection (did it restart?)"),
+        "{transcript}"
+    );
+    assert!(!transcript.contains("os error"), "{transcript}");
+    assert!(!transcript.contains("fill whole buffer"), "{transcript}");
+}
+
+/// A server with alice and a client on a terminal at the password prompt, echo off.
+fn at_the_password_prompt() -> (Terminal, common::ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
+    terminal.expect("Enter Username: ");
+    terminal.type_line("alice");
+    terminal.expect("Enter Password: ");
+    terminal.wait_until_echo_is_off();
+    (terminal, server, dir)
+}
+
+#[test]
+fn ctrl_c_at_the_password_prompt_turns_echo_back_on_and_exits_zero() {
+    let (mut terminal, _server, _dir) = at_the_password_prompt();
+    terminal.session.send_control('c').unwrap();
+    terminal.expect("Interrupted (Ctrl-C). Goodbye.");
+    let (transcript, status, echo) = terminal.finish_reading_echo();
+    assert!(echo, "echo is off after Ctrl-C\n{transcript}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}\n{transcript}"
+    );
+}
+
+#[test]
+fn ctrl_d_at_the_password_prompt_turns_echo_back_on_and_exits_zero() {
+    let (mut terminal, _server, _dir) = at_the_password_prompt();
+    terminal.session.send_control('d').unwrap();
+    let (transcript, status, echo) = terminal.finish_reading_echo();
+    assert!(echo, "echo is off after Ctrl-D\n{transcript}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}\n{transcript}"
+    );
+}
+
+#[test]
+fn ctrl_c_while_a_money_request_waits_names_the_pending_request_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let proxy = Proxy::start(server.addr);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(proxy.addr, &known_servers, &["--pin", &server.fingerprint]);
+    log_in_as_alice(&mut terminal, &outbox);
+    terminal.type_line("1");
+    terminal.expect("Amount (e.g. 12.34; empty line: back to the menu): ");
+    proxy.lose(Loss::Requests);
+    terminal.type_line("5.00");
+    proxy.wait_until_something_was_lost();
+    terminal.session.send_control('c').unwrap();
+    let (transcript, status) = terminal.finish();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 1)),
+        "exit status {status:?}\n{transcript}"
+    );
+    assert!(
+        transcript.contains("interrupted (Ctrl-C); not retried. Pending request: deposit of 5.00, transaction id "),
+        "{transcript}"
     );
 }

@@ -567,3 +567,41 @@ fn a_login_flood_does_not_starve_transactions() {
     assert_eq!(alice.balance().unwrap(), expected);
     assert_eq!(expected, 21_000);
 }
+
+#[test]
+fn the_server_console_logs_logouts_and_disconnects_with_reason_and_duration_but_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, outbox) = (dir.path().join("data"), dir.path().join("outbox"));
+    common::add_account_with_binary(&data, "alice", ALICE_PASSWORD, "10.00");
+    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let within = Duration::from_secs(10);
+
+    let mut alice = server.login(&outbox, "alice", ALICE_PASSWORD);
+    alice.logout().unwrap();
+    assert!(
+        server.wait_for_line(within, |line| line.starts_with("[auth] alice logged out after ")
+            && line.ends_with(" s")),
+        "{:#?}",
+        server.output()
+    );
+    drop(alice);
+
+    let alice = server.login(&outbox, "alice", ALICE_PASSWORD);
+    drop(alice); // the socket closes without a logout
+    assert!(
+        server.wait_for_line(within, |line| line
+            .starts_with("[auth] alice disconnected (the client closed the connection) after ")),
+        "{:#?}",
+        server.output()
+    );
+    // An anonymous connection that closes is not a logout: nothing is logged for it.
+    drop(server.connect());
+    std::thread::sleep(Duration::from_millis(200));
+    let output = server.output();
+    assert_eq!(
+        output.iter().filter(|line| line.contains("disconnected")).count(),
+        1,
+        "{output:#?}"
+    );
+    assert!(output.iter().all(|line| !line.contains(ALICE_PASSWORD)), "{output:#?}");
+}

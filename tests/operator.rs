@@ -616,3 +616,36 @@ fn every_operator_action_survives_a_clean_stop_and_a_restart_and_verify_counts_i
     assert!(verified.starts_with("via the running server"), "{verified}");
     assert_eq!(field(&verified, "operator"), expected);
 }
+
+#[test]
+fn ctrl_c_on_the_server_console_stops_it_cleanly_with_status_zero_and_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, outbox) = (dir.path().join("data"), dir.path().join("outbox"));
+    common::add_account_with_binary(&data, "alice", ALICE_PASSWORD, "50.00");
+    let mut server = spawn_server_process(&data, &outbox, &[]);
+    let mut alice = server.login(&outbox, "alice", ALICE_PASSWORD);
+    assert_eq!(alice.deposit(new_txid(), 125).unwrap(), 5_125);
+    assert!(socket_path(&data).exists());
+    // Ctrl-C on a terminal sends SIGINT.
+    let sent = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "Ctrl-C is a clean stop: {status:?}");
+    assert!(server.wait_for_line(Duration::from_secs(5), |line| line == "bank-server stopped"));
+    assert!(!socket_path(&data).exists(), "a clean stop removes the socket");
+    let restarted = spawn_server_process(&data, &outbox, &[]);
+    assert_eq!(
+        restarted.login(&outbox, "alice", ALICE_PASSWORD).balance().unwrap(),
+        5_125
+    );
+}

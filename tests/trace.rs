@@ -412,3 +412,89 @@ fn tracing_off_prints_nothing_extra() {
     );
     assert_eq!(session.client_stdout.len(), traced().client_stdout.len());
 }
+
+#[test]
+fn traced_server_shows_each_money_request_reach_the_journal_and_its_fdatasync_before_the_reply() {
+    let session = traced();
+    for request in ["request Deposit(", "request Transfer("] {
+        assert_in_order(
+            &session.server_stderr,
+            &[
+                &["<--", request],
+                &[
+                    "ledger: applied under the ledger lock",
+                    "journal: record ",
+                    "bytes) to the group commit's pending batch",
+                ],
+                &[
+                    "journal: record ",
+                    "is durable: written in a batch of ",
+                    "µs for its fdatasync",
+                ],
+                &["-->   response TxApplied("],
+                &["--> Record frame", "s2c key"],
+            ],
+        );
+    }
+}
+
+#[test]
+fn traced_server_shows_the_pbkdf2_work_that_makes_login_pause() {
+    assert_in_order(
+        &traced().server_stderr,
+        &[
+            &["request Login"],
+            &["password check: PBKDF2-HMAC-SHA256, 1000 iterations, took ", "ms"],
+            &["response OtpSent"],
+        ],
+    );
+}
+
+#[test]
+fn each_side_explains_the_record_header_and_nonce_once_per_direction() {
+    let session = traced();
+    for lines in [&session.client_stderr, &session.server_stderr] {
+        for key in ["c2s", "s2c"] {
+            let explained = lines
+                .iter()
+                .filter(|line| line.contains(&format!("(first {key} record, explained once")))
+                .collect::<Vec<_>>();
+            assert_eq!(explained.len(), 1, "{key}: {explained:#?}");
+            assert!(
+                explained[0].contains("4-byte length + a 1-byte type"),
+                "{}",
+                explained[0]
+            );
+            assert!(
+                explained[0].contains(&format!("nonce = {key} IV XOR")),
+                "{}",
+                explained[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn trace_bytes_names_each_field_of_the_handshake_frames_next_to_their_hex() {
+    let session = traced_with_bytes();
+    for lines in [&session.client_stderr, &session.server_stderr] {
+        assert_in_order(
+            lines,
+            &[
+                &["ClientHello frame"],
+                &["0000+4", "frame length, u32 big-endian = 71"],
+                &["0004+1", "frame type 0x01 = ClientHello"],
+                &["0005+4", "magic \"SBNK\""],
+                &["000b+32", "client_random"],
+                &["002b+32", "client_x25519"],
+                &["ServerHello frame"],
+                &["0005+2", "protocol version"],
+                &["0047+2", "spki_len, u16 = "],
+                &["sig_len, u16 = 384"],
+                &["+384", "RSA-PSS-SHA256 signature"],
+            ],
+        );
+    }
+    // Without =bytes the field lines are not printed.
+    assert!(!traced().client_stderr.iter().any(|line| line.contains("0000+4")));
+}

@@ -41,44 +41,105 @@ use securebank::server::recovery::RecoveryReport;
 use securebank::server::{Server, ServerConfig, admin};
 use securebank::trace::TraceLevel;
 
-const USAGE: &str = "usage:
-  bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
-              [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
-              [--otp-ttl-secs N] [--pbkdf2-iterations N]
-              [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
-  bank-server fingerprint [--data DIR]
+/// `--help`: every command and every flag, on standard output.
+const HELP: &str = "bank-server: run the securebank server, or manage its data directory.
+
+usage:
+  bank-server [OPTIONS]                    run the bank
+  bank-server fingerprint [--data DIR]     print the server key's fingerprint
   bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
-  bank-server unlock NAME [--data DIR]
+                                           open an account (password read from the terminal or stdin)
+  bank-server unlock NAME [--data DIR]     lift a login lockout
   bank-server close-account NAME [--data DIR]
-  bank-server stats [--data DIR]
-  bank-server checkpoint [--data DIR]
+  bank-server stats [--data DIR]           accounts, money, journal and limits
+  bank-server checkpoint [--data DIR]      write a checkpoint now
   bank-server verify [--data DIR] [--txid-retention-secs N]
-  bank-server stop [--data DIR]
+                                           replay and check everything, read-only
+  bank-server stop [--data DIR]            stop the running server cleanly
   bank-server prune --keep-checkpoints K [--data DIR]
+                                           delete older checkpoints and journal (server stopped)
 
-  add-account, unlock, close-account, stats, checkpoint and verify talk to the running
-  server through DIR/admin.sock, or work offline when no server runs; stop stops it cleanly.
+  add-account to verify talk to the running server through DIR/admin.sock, or work offline
+  when no server runs. From this directory, `make run-server` runs the bank, and
+  `make verify`, `make add-account NAME=...`, `make unlock NAME=...` the commands.
 
-  --checkpoint-every N       records between checkpoints (default 500000): bounds restart time
-  --txid-retention-secs N    how long transaction ids are remembered (default 86400); an older
-                             id is refused with transaction_id_expired
+options:
+  --data DIR                   the data directory (default ./bank-data)
+  --listen ADDR                address to listen on (default 127.0.0.1:7878)
+  --demo-accounts              on a new data directory, open two demo accounts and print
+                               their passwords once
+  --otp-outbox DIR             also write each one-time code to DIR/NAME.otp (for tests)
+  --trace[=bytes]              show each protocol step on stderr (=bytes: with hex dumps)
+  --max-connections N          connections served at once (default 1024); one more gets
+                               ServerBusy
+  --handshake-timeout-secs N   time allowed for the handshake (default 10)
+  --idle-timeout-secs N        an idle connection is closed after N s (default 300)
+  --write-timeout-secs N       a peer that does not read for N s is dropped (default 10)
+  --otp-ttl-secs N             lifetime of a one-time code (default 120)
+  --pbkdf2-iterations N        PBKDF2 cost for new passwords (default 600000, 1000..=10000000)
+  --checkpoint-every N         records between checkpoints (default 500000): bounds restart time
+  --txid-retention-secs N      how long transaction ids are remembered (default 86400); an
+                               older id is refused with transaction_id_expired
   --journal-preallocate-kib N  zeros written ahead of the journal (default 65536), so a sync
-                             need not also commit a size change";
+                               need not also commit a size change
+  --deposit AMOUNT             add-account: the opening balance, e.g. 25.00
+  --keep-checkpoints K         prune: how many checkpoints to keep
+  -h, --help                   this help";
+
+/// Flags that take no value.
+const SWITCHES: &[&str] = &["demo-accounts", "trace", "help"];
+
+/// Flags that take a value.
+const VALUED: &[&str] = &[
+    "data",
+    "listen",
+    "otp-outbox",
+    "max-connections",
+    "handshake-timeout-secs",
+    "idle-timeout-secs",
+    "write-timeout-secs",
+    "otp-ttl-secs",
+    "pbkdf2-iterations",
+    "checkpoint-every",
+    "txid-retention-secs",
+    "journal-preallocate-kib",
+    "deposit",
+    "keep-checkpoints",
+];
 
 fn main() -> ExitCode {
-    let result = Args::parse(std::env::args().skip(1), &["demo-accounts", "trace", "help"]).and_then(dispatch);
+    let result = Args::parse(std::env::args().skip(1), SWITCHES, VALUED).and_then(dispatch);
     match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("bank-server: {message}");
+            if is_usage_error(&message) {
+                eprintln!("Try `bank-server --help` for the commands and options.");
+            }
             ExitCode::from(2)
         }
     }
 }
 
+/// Whether `message` is about the command line itself (then `--help` is the next step),
+/// not about what the command found.
+fn is_usage_error(message: &str) -> bool {
+    message.starts_with("--")
+        || [
+            "unknown option",
+            "unknown command",
+            "unexpected argument",
+            "option --",
+            "needs a",
+            "must be",
+        ]
+        .iter()
+        .any(|marker| message.contains(marker))
+}
+
 fn dispatch(mut args: Args) -> Result<ExitCode, String> {
     if args.take("help").is_some() {
-        println!("{USAGE}");
+        println!("{HELP}");
         return Ok(ExitCode::SUCCESS);
     }
     let data_dir = PathBuf::from(args.value("data")?.unwrap_or_else(|| "./bank-data".into()));
@@ -147,7 +208,7 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
             args.finish()?;
             prune(&data_dir, keep)
         }
-        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+        Some(other) => Err(format!("unknown command {other:?}")),
     }
 }
 
@@ -231,6 +292,14 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     );
     println!("listening on {addr}");
     println!("Clients are shown the key fingerprint above on first contact: it must match.");
+    println!("Press Ctrl-C to stop the server cleanly.");
+    let shared = std::sync::Arc::clone(server.shared());
+    ctrlc::set_handler(move || {
+        let reply = operator_socket::prepare_stop(&shared);
+        eprintln!("[server] Ctrl-C: {}", reply.text);
+        shared.request_stop();
+    })
+    .map_err(|err| format!("cannot catch Ctrl-C: {err}"))?;
     server.run();
     println!("bank-server stopped");
     Ok(ExitCode::SUCCESS)

@@ -58,6 +58,19 @@ fn trace_record(tracer: &Tracer, direction: Direction, frame_bytes: &[u8], seque
             frame::HEADER_BYTES
         );
         trace_frame(tracer, direction, frame_bytes, detail);
+        if sequence == 0 {
+            let key = tracer.record_key(direction);
+            tracer.line(
+                Direction::Local,
+                format_args!(
+                    "(first {key} record, explained once: the {} header bytes are a 4-byte length + a 1-byte type, \
+                     authenticated as associated data; nonce = {key} IV XOR (0000 0000 ‖ seq as 8 bytes), so \
+                     seq 0 uses the IV itself and each record the next number; the IV comes from the key \
+                     schedule and is never sent or shown)",
+                    frame::HEADER_BYTES
+                ),
+            );
+        }
     }
 }
 
@@ -72,6 +85,18 @@ fn trace_client_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8])
             trace::abbreviate(&hello.client_public)
         );
         trace_frame(tracer, direction, frame_bytes, detail);
+        let mut fields = trace::header_fields(frame_bytes, "ClientHello");
+        fields.extend([
+            (5, 4, "magic \"SBNK\"".to_string()),
+            (9, 2, "protocol version, u16 = 1".to_string()),
+            (
+                11,
+                32,
+                "client_random: fresh random bytes, make this transcript unique".to_string(),
+            ),
+            (43, 32, "client_x25519: the client's ephemeral public key".to_string()),
+        ]);
+        tracer.fields(&fields);
     }
 }
 
@@ -90,6 +115,27 @@ fn trace_server_hello(tracer: &Tracer, direction: Direction, frame_bytes: &[u8])
             hello.signature.len()
         );
         trace_frame(tracer, direction, frame_bytes, detail);
+        let spki = hello.spki_der.len();
+        let signature = hello.signature.len();
+        let mut fields = trace::header_fields(frame_bytes, "ServerHello");
+        fields.extend([
+            (5, 2, "protocol version, u16 = 1".to_string()),
+            (7, 32, "server_random: fresh random bytes".to_string()),
+            (39, 32, "server_x25519: the server's ephemeral public key".to_string()),
+            (71, 2, format!("spki_len, u16 = {spki}")),
+            (
+                73,
+                spki,
+                "the server's RSA public key (SPKI DER); its SHA-256 is the fingerprint".to_string(),
+            ),
+            (73 + spki, 2, format!("sig_len, u16 = {signature}")),
+            (
+                75 + spki,
+                signature,
+                "RSA-PSS-SHA256 signature over both hellos up to sig_len".to_string(),
+            ),
+        ]);
+        tracer.fields(&fields);
     }
 }
 

@@ -6,11 +6,17 @@
 //! | this file | [`Client`]: typed requests and responses over a [`SecureChannel`] |
 //! | [`pinning`] | deciding whether to trust a server key: `--pin`, known_servers, first contact |
 //! | [`cli`] | the interactive terminal program behind `bank-client` |
+//! | [`retry`] | a sent-but-unanswered money request, and what its retry shows |
+//! | [`plain`] | connection errors in plain words, with a next step |
+//! | [`terminal`] | the terminal restored on Ctrl-C, with any pending request named |
 //!
 //! Invariant: a response that does not fit its request is an error, never guessed at.
 
 pub mod cli;
 pub mod pinning;
+pub mod plain;
+pub mod retry;
+pub mod terminal;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -235,6 +241,12 @@ impl Client {
             },
             txid,
         )
+    }
+
+    /// Sends a money request (first time or retry: same id, same contents); returns the
+    /// new balance. The bank answers a repeated id with the first outcome.
+    pub fn send_money(&mut self, pending: &retry::Pending) -> Result<u64, ClientError> {
+        self.transaction(&pending.request(), pending.txid)
     }
 
     /// The most recent history entries, oldest first.

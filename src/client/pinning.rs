@@ -29,10 +29,18 @@ pub fn decide(pin: Option<&str>, known: &KnownServers, addr: &str) -> PinDecisio
     }
 }
 
-/// The loud message for a key that differs from the stored one.
+/// The loud message for a key that differs from the stored one. Its first line is a
+/// summary (the program's name goes before it), so the banner below stays aligned.
 pub fn mismatch_warning(addr: &str, pinned: &str, presented: &str, known: &KnownServers) -> String {
+    let path = known.path();
+    let forget = if path == crate::known_servers::default_path() {
+        format!("bank-client forget {addr}")
+    } else {
+        format!("bank-client forget {addr} --known-servers {}", path.display())
+    };
     format!(
-        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+        "the server's key is not the one pinned for {addr}: not connecting.\n\
+         @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          @   WARNING: THE SERVER'S IDENTIFICATION HAS CHANGED!    @\n\
          @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          Someone could be intercepting your connection (man-in-the-middle attack),\n\
@@ -41,9 +49,11 @@ pub fn mismatch_warning(addr: &str, pinned: &str, presented: &str, known: &Known
          Pinned fingerprint: {pinned}\n\
          Presented:          {presented}\n\
          The pinned key is in {}.\n\
-         Connection refused. If the server's key really changed, remove its line from that\n\
-         file after checking the new fingerprint on the server console.",
-        known.path().display()
+         Nothing was sent to this server. If its key really changed, check the new\n\
+         fingerprint on the server console, then forget the old key with:\n\
+         \n    {forget}\n\n\
+         and connect again.",
+        path.display()
     )
 }
 
@@ -56,8 +66,8 @@ pub fn explain(err: ClientError, addr: &SocketAddr, known: &KnownServers) -> Str
                 mismatch_warning(&addr.to_string(), &expected, &presented, known)
             } else {
                 format!(
-                    "The server's key {presented} is not the key given with --pin ({expected}). \
-                     Connection refused."
+                    "the server's key {presented} is not the key given with --pin ({expected}): \
+                     not connecting."
                 )
             }
         }

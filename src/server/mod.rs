@@ -151,6 +151,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Lets [`Server::run`] return: the second half of a clean stop, after
+    /// [`operator_socket::prepare_stop`].
+    pub fn request_stop(&self) {
+        self.stop.signal();
+    }
+
     /// Uptime and connection counts, for `stats`.
     pub fn live(&self) -> Live {
         Live {
@@ -398,7 +404,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
         }
     };
     channel.set_write_limit(shared.config.write_timeout);
-    let mut session = Session::new(channel.session_id());
+    let mut session = Session::new(channel.session_id()).traced(tracer);
     let mut logged_in = LoggedInSlot { shared, counted: false };
     loop {
         let outcome = channel
@@ -415,6 +421,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
                     Direction::Local,
                     format_args!("closing: {}", crate::trace::closing_reason(&err)),
                 );
+                session.disconnected(&disconnect_reason(&err, shared.config.idle_timeout));
                 return;
             }
         };
@@ -423,6 +430,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
             Ok(response) => response,
             Err(err) => {
                 eprintln!("[server] {err}");
+                session.disconnected("the journal failed, closed without answering");
                 return;
             }
         };
@@ -432,7 +440,23 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
             format_args!("  response {}", crate::trace::response(&response)),
         );
         if channel.send(&response.encode()).is_err() {
+            session.disconnected("the reply could not be sent");
             return;
         }
+    }
+}
+
+/// Why a logged-in connection ended, for the console.
+fn disconnect_reason(err: &crate::error::ChannelError, idle_timeout: Duration) -> String {
+    use crate::error::ChannelError;
+    use std::io::ErrorKind;
+    match err {
+        ChannelError::Io(io) if io.kind() == ErrorKind::UnexpectedEof => "the client closed the connection".into(),
+        ChannelError::Io(io) if matches!(io.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+            "the connection was reset".into()
+        }
+        ChannelError::Timeout => format!("idle for {} s", idle_timeout.as_secs()),
+        ChannelError::RecordRejected => "a record failed authentication".into(),
+        other => other.to_string(),
     }
 }

@@ -243,7 +243,17 @@ fn serve(shared: &Arc<Shared>, stream: &UnixStream) {
 /// A clean stop: freezes the bank once everything appended is durable, removes the socket,
 /// answers, and lets the server's main thread return.
 fn stop(shared: &Shared, stream: &UnixStream) {
-    let reply = match shared.bank.freeze() {
+    let reply = prepare_stop(shared);
+    eprintln!("[admin] Stop: {}", reply.text);
+    let _ = send(stream, &reply);
+    shared.request_stop();
+}
+
+/// The first half of a clean stop (`bank-server stop`, or Ctrl-C on the server's console):
+/// freezes the bank once everything appended is durable and removes the admin socket. The
+/// caller then reports the reply and calls [`Shared::request_stop`].
+pub fn prepare_stop(shared: &Shared) -> Reply {
+    match shared.bank.freeze() {
         Ok(lsn) => {
             let removed = shared.operator_socket.as_ref().map(OperatorSocket::remove);
             let socket = match removed {
@@ -256,8 +266,5 @@ fn stop(shared: &Shared, stream: &UnixStream) {
             ))
         }
         Err(err) => Reply::failed(format!("stop failed: {err}")),
-    };
-    eprintln!("[admin] Stop: {}", reply.text);
-    let _ = send(stream, &reply);
-    shared.stop.signal();
+    }
 }

@@ -7,25 +7,29 @@
 //! ```
 //! Invariants: account operations run only in `Authenticated`, and only on the session's
 //! own account (no request names a source account); a code is consumed when checked; the
-//! password and the code are wiped after use.
+//! password and the code are wiped after use. The console shows each login, logout and
+//! disconnect of a logged-in session (name, reason, duration; never a secret).
+
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
 use super::Shared;
 use super::auth;
-use super::bank::now_unix_secs;
+use super::bank::{TxStep, now_unix_secs};
 use super::events::TxKind;
 use super::ledger::TxRequest;
 use super::otp::{self, PendingOtp};
 use crate::error::{ErrorCode, JournalError};
 use crate::message::{Request, Response, TxId};
+use crate::trace::{Direction, Tracer};
 
 /// Where a connection is in the login flow.
 #[derive(Debug)]
 enum State {
     Anonymous,
     AwaitingOtp(PendingOtp),
-    Authenticated { username: String },
+    Authenticated { username: String, since: Instant },
 }
 
 /// The per-connection session.
@@ -33,6 +37,7 @@ enum State {
 pub struct Session {
     session_id: [u8; 32],
     state: State,
+    tracer: Tracer,
 }
 
 impl Session {
@@ -41,7 +46,13 @@ impl Session {
         Self {
             session_id,
             state: State::Anonymous,
+            tracer: Tracer::off(),
         }
+    }
+
+    /// The same session, tracing its password checks and journal steps with `tracer`.
+    pub fn traced(self, tracer: Tracer) -> Self {
+        Self { tracer, ..self }
     }
 
     /// Whether the session is logged in to an account.
@@ -54,11 +65,14 @@ impl Session {
         let user = match (&self.state, &request) {
             (_, Request::Echo(data)) => return Ok(Response::Echo(data.clone())),
             (_, Request::Logout) => {
+                if let State::Authenticated { username, since } = &self.state {
+                    println!("[auth] {username} logged out after {}", session_length(since.elapsed()));
+                }
                 self.state = State::Anonymous;
                 return Ok(Response::LoggedOut);
             }
             (_, Request::Login { .. }) | (_, Request::SubmitOtp(_)) => None,
-            (State::Authenticated { username }, _) => Some(username.clone()),
+            (State::Authenticated { username, .. }, _) => Some(username.clone()),
             _ => return Ok(Response::Error(ErrorCode::NotAuthenticated)),
         };
         match (request, user) {
@@ -72,13 +86,13 @@ impl Session {
             })),
             (Request::HistoryWithNotices, Some(user)) => Ok(ruled(shared.bank.history(&user)?, Response::History)),
             (Request::Deposit { txid, amount_cents }, Some(user)) => {
-                transact(shared, &user, txid, TxKind::Deposit, amount_cents, "")
+                transact(shared, self.tracer, &user, txid, TxKind::Deposit, amount_cents, "")
             }
             (Request::Withdraw { txid, amount_cents }, Some(user)) => {
-                transact(shared, &user, txid, TxKind::Withdrawal, amount_cents, "")
+                transact(shared, self.tracer, &user, txid, TxKind::Withdrawal, amount_cents, "")
             }
             (Request::Transfer { txid, amount_cents, to }, Some(user)) => {
-                transact(shared, &user, txid, TxKind::Transfer, amount_cents, &to)
+                transact(shared, self.tracer, &user, txid, TxKind::Transfer, amount_cents, &to)
             }
             _ => Ok(Response::Error(ErrorCode::NotAuthenticated)),
         }
@@ -93,9 +107,24 @@ impl Session {
             .and_then(|()| shared.bank.password_record(&username));
         let exists = stored.is_some();
         let record = stored.unwrap_or_else(|| shared.dummy_password.clone());
+        let queued = Instant::now();
         let password_ok = {
             let _permit = shared.hash_limiter.acquire();
-            auth::verify_password(&record, password)
+            let started = Instant::now();
+            let ok = auth::verify_password(&record, password);
+            if self.tracer.enabled() {
+                self.tracer.line(
+                    Direction::Local,
+                    format_args!(
+                        "password check: PBKDF2-HMAC-SHA256, {} iterations, took {} ms (after {} ms waiting for a \
+                         hashing slot; an unknown name costs the same); this is why a login pauses",
+                        record.iterations,
+                        started.elapsed().as_millis(),
+                        started.duration_since(queued).as_millis()
+                    ),
+                );
+            }
+            ok
         };
         let now = now_unix_secs();
         if !exists {
@@ -148,6 +177,7 @@ impl Session {
                     let username = pending.username.clone();
                     self.state = State::Authenticated {
                         username: pending.username,
+                        since: Instant::now(),
                     };
                     Response::LoggedIn {
                         username,
@@ -171,6 +201,29 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Logs the end of the connection on the console if it was logged in: `reason` says why
+    /// it ended (the client closed it, the idle limit, a failed record, …).
+    pub fn disconnected(&self, reason: &str) {
+        if let State::Authenticated { username, since } = &self.state {
+            println!(
+                "[auth] {username} disconnected ({reason}) after {}",
+                session_length(since.elapsed())
+            );
+        }
+    }
+}
+
+/// A session's length for the console: `42 s`, `3 min 05 s`, `2 h 03 min`.
+fn session_length(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 fn log_failure(username: &str, locked: bool) {
     if locked {
         println!("[auth] failed login for {username}: account locked");
@@ -185,6 +238,7 @@ fn ruled<T>(outcome: Result<T, ErrorCode>, wrap: impl FnOnce(T) -> Response) -> 
 
 fn transact(
     shared: &Shared,
+    tracer: Tracer,
     user: &str,
     txid: TxId,
     kind: TxKind,
@@ -198,9 +252,85 @@ fn transact(
         amount_cents,
         counterparty,
     };
-    let outcome = shared.bank.transact(request, now_unix_secs())?;
+    let outcome = if tracer.enabled() {
+        traced_transact(shared, tracer, request)?
+    } else {
+        shared.bank.transact(request, now_unix_secs())?
+    };
     Ok(ruled(outcome, |balance_cents| Response::TxApplied {
         txid,
         balance_cents,
     }))
+}
+
+/// [`Bank::transact`](super::bank::Bank::transact) with each step traced: the ledger's
+/// decision, the journal append, then the wait for the group commit's `fdatasync`.
+fn traced_transact(
+    shared: &Shared,
+    tracer: Tracer,
+    request: TxRequest<'_>,
+) -> Result<super::bank::Ruled<u64>, JournalError> {
+    let (outcome, step) = shared.bank.transact_step(request, now_unix_secs(), true);
+    let lsn = match step {
+        TxStep::Refused => {
+            tracer.line(
+                Direction::Local,
+                "ledger: refused by a rule before anything is recorded; nothing appended to the journal",
+            );
+            return Ok(outcome);
+        }
+        TxStep::Repeat { lsn } => {
+            tracer.line(
+                Direction::Local,
+                format_args!(
+                    "ledger: this transaction id was already used for this request: the first outcome \
+                     (journal record {lsn}) again, nothing appended"
+                ),
+            );
+            lsn
+        }
+        TxStep::Appended { lsn, record_bytes } => {
+            let what = if outcome.is_ok() {
+                "applied"
+            } else {
+                "refused (the refusal is recorded)"
+            };
+            tracer.line(
+                Direction::Local,
+                format_args!(
+                    "ledger: {what} under the ledger lock; journal: record {lsn} appended ({record_bytes} \
+                     bytes) to the group commit's pending batch"
+                ),
+            );
+            lsn
+        }
+    };
+    let waiting = Instant::now();
+    shared.bank.wait_durable(lsn)?;
+    let waited = waiting.elapsed();
+    let batch = shared.bank.batch_records_covering(lsn).map_or_else(
+        || "an earlier batch".to_string(),
+        |n| format!("a batch of {n} record{}", if n == 1 { "" } else { "s" }),
+    );
+    tracer.line(
+        Direction::Local,
+        format_args!(
+            "journal: record {lsn} is durable: written in {batch}, waited {} µs for its fdatasync; only now is the reply sent",
+            waited.as_micros()
+        ),
+    );
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_length;
+    use std::time::Duration;
+
+    #[test]
+    fn session_lengths_read_as_seconds_minutes_or_hours() {
+        assert_eq!(session_length(Duration::from_millis(42_900)), "42 s");
+        assert_eq!(session_length(Duration::from_secs(185)), "3 min 05 s");
+        assert_eq!(session_length(Duration::from_secs(7_380)), "2 h 03 min");
+    }
 }

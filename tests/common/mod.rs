@@ -193,12 +193,18 @@ pub fn install_test_key(data_dir: &Path) {
 /// key (installed into `data_dir` if none is there), port 0, cheap PBKDF2, codes written to
 /// `outbox`, standard input closed. The caller chooses what to do with the output streams.
 pub fn server_command(data_dir: &Path, outbox: &Path, extra: &[&str]) -> Command {
+    server_command_listening(data_dir, outbox, "127.0.0.1:0", extra)
+}
+
+/// [`server_command`] listening on `listen` (e.g. the address of a server that was killed,
+/// to restart it where its clients will reconnect).
+pub fn server_command_listening(data_dir: &Path, outbox: &Path, listen: &str, extra: &[&str]) -> Command {
     install_test_key(data_dir);
     let mut command = Command::new(env!("CARGO_BIN_EXE_bank-server"));
     command
         .arg("--data")
         .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "1000", "--otp-outbox"])
+        .args(["--listen", listen, "--pbkdf2-iterations", "1000", "--otp-outbox"])
         .arg(outbox)
         .args(extra)
         .stdin(Stdio::null());
@@ -238,7 +244,12 @@ pub fn output_within(mut child: Child, within: Duration) -> std::process::Output
 
 /// Starts `bank-server` on `data_dir` with `extra` arguments and waits for "listening on".
 pub fn spawn_server_process(data_dir: &Path, outbox: &Path, extra: &[&str]) -> ServerProcess {
-    let mut child = server_command(data_dir, outbox, extra)
+    spawn_server_process_listening(data_dir, outbox, "127.0.0.1:0", extra)
+}
+
+/// [`spawn_server_process`] on a chosen address.
+pub fn spawn_server_process_listening(data_dir: &Path, outbox: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
+    let mut child = server_command_listening(data_dir, outbox, listen, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

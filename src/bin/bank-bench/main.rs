@@ -87,7 +87,14 @@ fn parse_options(mut args: Args) -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    let result = Args::parse(std::env::args().skip(1), &["scale", "json"]).and_then(|mut args| {
+    let result = Args::parse(
+        std::env::args().skip(1),
+        &["scale", "json"],
+        &[
+            "clients", "seconds", "mix", "soak", "connect", "pin", "outbox", "password", "data", "accounts",
+        ],
+    )
+    .and_then(|mut args| {
         if args.next_positional().as_deref() == Some("prepare") {
             return setup::prepare_command(args);
         }
