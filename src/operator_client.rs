@@ -131,8 +131,11 @@ pub fn call(socket: &Path, command: &Command) -> Result<Reply, OperatorError> {
         .set_read_timeout(Some(Duration::from_secs(OPERATOR_REPLY_TIMEOUT_SECS)))
         .map_err(OperatorError::Io)?;
     let request = Zeroizing::new(frame::encode(FrameKind::OperatorRequest, &command.encode()));
-    stream.write_all(&request).map_err(OperatorError::Io)?;
+    // A busy server answers and closes at once, so our write can fail (broken pipe) while
+    // its answer already waits in the socket: read it before reporting the write error.
+    let written = stream.write_all(&request);
     let reply = frame::read_frame(&mut stream).map_err(|err| match err {
+        ChannelError::Io(_) if written.is_err() => OperatorError::Io(written.expect_err("checked")),
         ChannelError::Io(err) => OperatorError::Io(err),
         ChannelError::Timeout => OperatorError::Io(std::io::ErrorKind::TimedOut.into()),
         other => OperatorError::BadReply(other.to_string()),
