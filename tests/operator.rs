@@ -593,6 +593,12 @@ fn every_operator_action_survives_a_clean_stop_and_a_restart_and_verify_counts_i
     assert_eq!(field(&verified, "invariant"), "ok (total = deposits - withdrawals)");
 
     let restarted = spawn_server_process(&data, &outbox, &[]);
+    // The clean stop wrote a checkpoint: the restart replays nothing.
+    let banner = restarted.output();
+    assert!(
+        banner.iter().any(|line| line.contains("loaded, 0 records replayed")),
+        "{banner:?}"
+    );
     let mut alice = restarted.login(&outbox, "alice", ALICE_PASSWORD);
     let notices = alice.history_with_notices().unwrap();
     assert_eq!(
