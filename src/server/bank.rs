@@ -293,7 +293,7 @@ impl Bank {
         let locked = Instant::now();
         let (position, snapshot): (Position, Vec<u8>) = {
             let ledger = self.lock();
-            (self.journal.rotate(file, number), snapshot::encode(&ledger))
+            (self.journal.rotate(file, number), snapshot::encode_unordered(&ledger))
         };
         let lock_held_us = micros(locked.elapsed());
         state.newest_segment = number;

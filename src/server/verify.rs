@@ -6,9 +6,9 @@
 //! It starts at the very first record (through `journal-v1.log` if the bank began with the
 //! first release). After `bank-server prune` removed the oldest segments it starts at the
 //! oldest checkpoint kept, and says so. The comparison of a checkpoint with the replay is
-//! byte for byte on the canonical snapshot, so both must use the same transaction-id
-//! retention the server used (the same flag). A checkpoint of an older snapshot version is
-//! re-encoded in the current one first ([`snapshot::in_current_version`]).
+//! on the decoded state (every account, balance, lock, history entry and remembered id,
+//! whatever the snapshot version), so both must use the same transaction-id retention the
+//! server used (the same flag).
 //!
 //! The report counts the operator's actions (accounts opened, unlocks, closes) since the
 //! first record: the totals of the audit trail that the journal keeps event by event.
@@ -248,9 +248,11 @@ fn compare_checkpoint(
             ),
         ));
     }
-    let stored = snapshot::in_current_version(&loaded.snapshot, retention)
+    // Compared as decoded states: a checkpoint lists each account's ids in memory order
+    // (it is encoded under the ledger lock, where sorting would stall transactions).
+    let stored = snapshot::decode(&loaded.snapshot, retention)
         .map_err(|err| damaged(storage, &name, format!("its ledger snapshot does not parse: {err}")))?;
-    if *stored != snapshot::encode(ledger) {
+    if stored != *ledger {
         return Err(damaged(
             storage,
             &name,
