@@ -132,10 +132,12 @@ pub const JOURNAL_PREALLOCATE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_JOURNAL_PREALLOCATE_KIB: u64 = 4 * 1024 * 1024;
 
 /// Default number of records between checkpoints. Recovery loads the newest checkpoint and
-/// replays at most this many records; replay runs at about a million records a second on
-/// the 2-core machine this is measured on (BENCHMARKS.md), so 500,000 keeps a restart near
-/// half a second plus the checkpoint load, whatever the age of the bank.
-pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 500_000;
+/// replays the records after it: at most this many plus those appended while the next
+/// checkpoint was being prepared. The 10-million-transaction soak (BENCHMARKS.md) restarted
+/// in 1.2 s with 388,000 records to replay and in 1.6 s with about 500,000, on the 2-core
+/// machine this is measured on; 300,000 keeps a restart near one second, whatever the age
+/// of the bank.
+pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 300_000;
 
 /// Largest checkpoint file accepted, in bytes. A checkpoint holds every account (with up to
 /// 50 history entries of under 100 bytes) and every remembered transaction id (about 60

@@ -320,7 +320,7 @@ fn stats_shows_uptime_connections_accounts_journal_syncs_checkpoint_and_limits()
         "idle 300 s",
         "lockout after 5 failures for 900 s",
         "pbkdf2 1000 iterations",
-        "checkpoint every 500000 records",
+        "checkpoint every 300000 records",
         "transaction ids kept 86400 s",
     ] {
         assert!(limits.contains(expected), "{expected:?} missing in {limits}");

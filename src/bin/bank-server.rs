@@ -77,7 +77,7 @@ options:
   --write-timeout-secs N       a peer that does not read for N s is dropped (default 10)
   --otp-ttl-secs N             lifetime of a one-time code (default 120)
   --pbkdf2-iterations N        PBKDF2 cost for new passwords (default 600000, 1000..=10000000)
-  --checkpoint-every N         records between checkpoints (default 500000): bounds restart time
+  --checkpoint-every N         records between checkpoints (default 300000): bounds restart time
   --txid-retention-secs N      how long transaction ids are remembered (default 86400); an
                                older id is refused with transaction_id_expired
   --journal-preallocate-kib N  zeros written ahead of the journal (default 65536), so a sync
