@@ -436,17 +436,7 @@ fn giving_up_the_retry_prints_the_pending_transaction_id_and_request_and_exits_n
 
 /// A server with alice (100.00) and a client on a terminal at the code prompt.
 fn at_the_code_prompt() -> (Terminal, common::ServerProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
-    let server = common::spawn_server_process(&data, &outbox, &[]);
-    let known_servers = dir.path().join("known_servers");
-    let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
-    terminal.expect("Enter Username: ");
-    terminal.type_line("alice");
-    terminal.expect("Enter Password: ");
-    terminal.wait_until_echo_is_off();
+    let (mut terminal, server, dir) = at_the_password_prompt();
     terminal.type_line(PASSWORD);
     terminal.expect("Enter OTP: ");
     (terminal, server, dir)
@@ -526,7 +516,7 @@ fn a_logged_in_client_whose_server_died_says_the_server_closed_the_connection_in
     assert!(!transcript.contains("fill whole buffer"), "{transcript}");
 }
 
-/// A server with alice and a client on a terminal at the password prompt, echo off.
+/// A server with alice (100.00) and a client on a terminal at the password prompt, echo off.
 fn at_the_password_prompt() -> (Terminal, common::ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
