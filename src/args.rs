@@ -84,6 +84,19 @@ impl Args {
             .transpose()
     }
 
+    /// Takes a flag with a numeric value that must lie in `range`; the error names the range.
+    pub fn number_in<T>(&mut self, name: &str, range: std::ops::RangeInclusive<T>) -> Result<Option<T>, String>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        match self.number::<T>(name)? {
+            Some(n) if !range.contains(&n) => {
+                Err(format!("--{name} must be {}..={}, got {n}", range.start(), range.end()))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Fails if anything was not taken (a flag this command does not use, a repeated flag,
     /// or an extra word).
     pub fn finish(self) -> Result<(), String> {
@@ -143,6 +156,22 @@ mod tests {
     fn refuses_missing_values_and_bad_numbers() {
         assert_eq!(parse(&["--data"]).unwrap_err(), "--data needs a value");
         assert!(parse(&["--n", "x"]).unwrap().number::<u32>("n").is_err());
+    }
+
+    #[test]
+    fn a_bounded_number_outside_its_range_is_refused_with_the_range() {
+        let mut args = parse(&["--n", "18446744073709551615"]).unwrap();
+        assert_eq!(
+            args.number_in::<u64>("n", 1..=86_400).unwrap_err(),
+            "--n must be 1..=86400, got 18446744073709551615"
+        );
+        let mut args = parse(&["--n", "86400"]).unwrap();
+        assert_eq!(args.number_in::<u64>("n", 1..=86_400).unwrap(), Some(86_400));
+        let mut args = parse(&["--n", "1"]).unwrap();
+        assert_eq!(args.number_in::<u64>("n", 1..=86_400).unwrap(), Some(1));
+        let mut args = parse(&["--n", "0"]).unwrap();
+        assert!(args.number_in::<u64>("n", 1..=86_400).is_err());
+        assert_eq!(parse(&[]).unwrap().number_in::<u64>("n", 1..=2).unwrap(), None);
     }
 
     #[test]

@@ -409,6 +409,8 @@ pub enum StartError {
     Bind(io::Error),
     /// The admin socket (this path) could not be created.
     Operator(String, io::Error),
+    /// The file limit leaves no room for a single connection.
+    FileLimit(crate::server::fd_limit::FdLimitTooLow),
 }
 
 impl fmt::Display for StartError {
@@ -421,6 +423,7 @@ impl fmt::Display for StartError {
                 f,
                 "cannot create the admin socket {path}: {err} (a Unix socket path must be under 108 bytes)"
             ),
+            Self::FileLimit(err) => write!(f, "{err}"),
         }
     }
 }

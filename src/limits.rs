@@ -167,3 +167,104 @@ pub const OPERATOR_REPLY_TIMEOUT_SECS: u64 = 600;
 /// `stats` (well under 2 KiB); 8 KiB leaves room and keeps the reply inside one frame
 /// ([`MAX_FRAME_BODY_BYTES`]).
 pub const MAX_OPERATOR_TEXT_BYTES: usize = 8 * 1024;
+
+// ---- Abuse limits (issue 11): fair logins under flood, per-source budgets. ----
+// A "source" is one IPv4 address, or one IPv6 /64 (what one customer's network is usually
+// given): counting single IPv6 addresses would let one host take 2^64 budgets.
+
+/// Logins that may wait for a PBKDF2 slot at once, beyond those running. A queued login
+/// waits at most [`DEFAULT_LOGIN_QUEUE_DEADLINE_MS`]; with one slot per core and about 85 ms
+/// per check at the default cost, 64 waiters are about 2.7 s of work on 2 cores, so a full
+/// queue is about as long as the deadline. One more is answered `unavailable` at once.
+pub const MAX_WAITING_LOGINS: usize = 64;
+
+/// Default longest wait for a PBKDF2 slot, in milliseconds. Past it, Login is answered
+/// `unavailable` and no failure is counted. 3 s keeps a customer's worst login well under
+/// the client's 60 s reply timeout and tells them "busy, try again" instead of a spinner.
+pub const DEFAULT_LOGIN_QUEUE_DEADLINE_MS: u64 = 3_000;
+
+/// Default connections one source may hold before logging in. A household or office
+/// behind one address opens a few at a time; 32 leaves room for that and for scripts,
+/// while 8 flooding addresses hold at most 256 threads, a quarter of the default cap.
+pub const DEFAULT_ANONYMOUS_PER_SOURCE: usize = 32;
+
+/// Default handshakes one source may start per second, on average. Each costs the server an
+/// RSA-3072 signature (about 1.5 ms of one core here): 10 a second per source is far more
+/// than a person needs and keeps 8 flooding sources under an eighth of one core.
+pub const DEFAULT_HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 10;
+
+/// Handshakes one source may start in a burst before the per-second rate applies (a client
+/// that reconnects several times in a row, a test or a script starting up).
+pub const HANDSHAKE_BURST_PER_SOURCE: u32 = 20;
+
+/// Default login attempts (passwords checked) one source may make per minute, on average.
+/// Each costs about 85 ms of PBKDF2 on one core: 30 a minute from each of 8 flooding
+/// sources is a third of one core, and no person types 30 passwords a minute.
+pub const DEFAULT_LOGINS_PER_SOURCE_PER_MIN: u32 = 30;
+
+/// Login attempts one source may make in a burst before the per-minute rate applies.
+pub const LOGIN_BURST_PER_SOURCE: u32 = 10;
+
+/// Sources whose counters are remembered at once. An idle source with full buckets is
+/// forgotten first (forgetting it changes nothing); 65,536 sources cost about 4 MiB. When
+/// every entry is busy, a new source is refused as busy rather than growing the table.
+pub const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// Default time a connection may stay silent before it logs in, in seconds. A handshake
+/// takes one round trip and the client asks for the password before it is needed again;
+/// 30 s lets a person type a name and password, and frees the thread of a stranger who
+/// connects and waits (the client reconnects by itself if its idle connection was closed).
+pub const DEFAULT_ANONYMOUS_IDLE_TIMEOUT_SECS: u64 = 30;
+
+/// Share of the connection cap, in percent, that only logged-in sessions may use: strangers
+/// can fill at most the rest, so a flood cannot push out customers who are already in.
+pub const LOGGED_IN_RESERVED_PERCENT: usize = 25;
+
+/// Refused transactions a session may make in a burst. A refusal (unknown recipient,
+/// insufficient funds) tells the session something about the bank (that a name exists);
+/// 10 covers any honest run of typos.
+pub const REFUSED_TX_BURST_PER_SESSION: u32 = 10;
+
+/// Refused transactions a session may make per minute once the burst is spent: 6 a minute
+/// makes listing account names through Transfer take days, each session costing a full
+/// two-step login. Past it, money requests are answered `unavailable` and not judged.
+pub const REFUSED_TX_PER_SESSION_PER_MIN: u32 = 6;
+
+/// Names that never existed whose failed logins are counted, so that they lock exactly like
+/// real accounts (the lockout answer must not tell which names exist). Evicting a locked
+/// name early would be an oracle: at the default cost 2 cores judge about 24 logins a
+/// second, 21,600 in one 15-minute lock, so 65,536 entries cannot be cycled within a lock.
+pub const MAX_TRACKED_UNKNOWN_NAMES: usize = 65_536;
+
+/// File descriptors kept free beyond one per connection: the listener, the admin socket and
+/// its 4 connections, journal segments, checkpoints being written, the stats file, the
+/// outbox, standard streams, with room to spare. The connection cap is lowered to fit
+/// the file limit minus this.
+pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
+
+/// Longest any time limit flag may be set to, in seconds (one day). A longer limit holds a
+/// thread for longer than any client waits, and values near `u64::MAX` would overflow the
+/// clock arithmetic of every connection.
+pub const MAX_TIME_LIMIT_SECS: u64 = 86_400;
+
+/// Shortest a lockout may be set to, in seconds: a one-second lock still stops a parallel
+/// burst of guesses, which is what tests need; operators use minutes.
+pub const MIN_LOCKOUT_SECS: u64 = 1;
+
+/// Largest connection cap an operator may set. Each connection is a thread with a 256 KiB
+/// stack and a descriptor; 65,536 is far past what one machine of this design serves.
+pub const MAX_CONNECTIONS_LIMIT: usize = 65_536;
+
+/// Longest login-queue deadline an operator may set, in milliseconds: the client gives up
+/// on a reply after 60 s, so waiting longer only wastes the work.
+pub const MAX_LOGIN_QUEUE_DEADLINE_MS: u64 = 60_000;
+
+/// Largest per-source rate an operator may set (per second or per minute). A million is no
+/// limit at all in practice (tests and benchmarks from one address use it); bounding it
+/// keeps the arithmetic finite.
+pub const MAX_SOURCE_RATE: u32 = 1_000_000;
+
+/// Time past a one-time code's lifetime that a connection awaiting it is kept, in seconds:
+/// a code typed at the last moment is answered "expired" instead of finding the connection
+/// closed.
+pub const OTP_ANSWER_GRACE_SECS: u64 = 5;

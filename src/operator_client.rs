@@ -109,7 +109,7 @@ impl Target {
                     bank,
                     config,
                     live: None,
-                    hash_limiter: None,
+                    hash_queue: None,
                 },
             )),
             Self::OfflineReadOnly { .. } if *command == Command::Verify => Ok(operator::verify_reply(config)),

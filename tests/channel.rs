@@ -588,10 +588,56 @@ fn handshake_time_limit_closes_a_client_sending_one_byte_every_100_ms() {
 }
 
 #[test]
-fn idle_time_limit_closes_a_connection_silent_after_the_handshake() {
-    let server = common::start_server_with(|config| config.idle_timeout = Duration::from_millis(300));
+fn anonymous_time_limit_closes_a_connection_that_does_not_log_in() {
+    let server = common::start_server_with(|config| config.anonymous_idle_timeout = Duration::from_millis(300));
     let mut session = raw_handshake(server.addr);
     assert_echo_round_trips(&mut session);
+    assert_closed_within(&mut session.stream, PROMPTLY);
+    assert_serves_fresh_client(&server);
+}
+
+#[test]
+fn echo_does_not_keep_a_connection_that_has_not_logged_in_alive() {
+    let server = common::start_server_with(|config| config.anonymous_idle_timeout = Duration::from_millis(600));
+    let mut session = raw_handshake(server.addr);
+    let started = Instant::now();
+    // Echo every 100 ms: under the old rule (idle = silence between requests) this would
+    // keep the connection forever.
+    let closed = loop {
+        assert!(started.elapsed() < PROMPTLY, "echoes kept the connection open");
+        std::thread::sleep(Duration::from_millis(100));
+        let record = session.seal(&Request::Echo(b"x".to_vec()).encode());
+        if frame::write_frame(&mut session.stream, FrameKind::Record, &record).is_err() {
+            break true;
+        }
+        if session.read_response().is_err() {
+            break true;
+        }
+    };
+    assert!(closed);
+}
+
+#[test]
+fn a_logged_in_connection_keeps_the_longer_idle_limit() {
+    let server = common::start_server_with(|config| {
+        config.anonymous_idle_timeout = Duration::from_millis(300);
+        config.idle_timeout = Duration::from_secs(30);
+    });
+    server.add_account("alice", "password1", 100);
+    let mut client = server.login("alice", "password1");
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(
+        client.balance().unwrap(),
+        100,
+        "the anonymous limit applied after login"
+    );
+}
+
+#[test]
+fn idle_time_limit_closes_a_logged_in_connection_that_falls_silent() {
+    let server = common::start_server_with(|config| config.idle_timeout = Duration::from_millis(300));
+    server.add_account("alice", "password1", 100);
+    let mut session = server.raw_login("alice", "password1");
     assert_closed_within(&mut session.stream, PROMPTLY);
     assert_serves_fresh_client(&server);
 }

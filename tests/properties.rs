@@ -1013,7 +1013,10 @@ mod snapshots {
         for step in steps {
             now = now.saturating_add_signed(step.step);
             if step.login_failure {
-                for event in ledger.decide_login_failure(NAMES[step.user], now).0 {
+                for event in ledger
+                    .decide_login_failure(NAMES[step.user], now, securebank::limits::LOCKOUT_DURATION_SECS)
+                    .0
+                {
                     record(&mut ledger, event);
                 }
                 continue;

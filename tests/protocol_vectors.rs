@@ -864,7 +864,7 @@ fn document_states_every_limit_and_error_code() {
     let doc = Doc::load();
     let rows = table_rows(&doc.text);
     let as_u64 = |value: usize| u64::try_from(value).unwrap();
-    let limits: [(&str, u64); 35] = [
+    let limits: [(&str, u64); 47] = [
         ("MAX_FRAME_BODY_BYTES", as_u64(l::MAX_FRAME_BODY_BYTES)),
         (
             "MAX_PLAINTEXT_BYTES",
@@ -883,6 +883,33 @@ fn document_states_every_limit_and_error_code() {
         ("DEFAULT_HANDSHAKE_TIMEOUT_SECS", l::DEFAULT_HANDSHAKE_TIMEOUT_SECS),
         ("DEFAULT_IDLE_TIMEOUT_SECS", l::DEFAULT_IDLE_TIMEOUT_SECS),
         ("DEFAULT_WRITE_TIMEOUT_SECS", l::DEFAULT_WRITE_TIMEOUT_SECS),
+        (
+            "DEFAULT_ANONYMOUS_IDLE_TIMEOUT_SECS",
+            l::DEFAULT_ANONYMOUS_IDLE_TIMEOUT_SECS,
+        ),
+        ("OTP_ANSWER_GRACE_SECS", l::OTP_ANSWER_GRACE_SECS),
+        ("DEFAULT_ANONYMOUS_PER_SOURCE", as_u64(l::DEFAULT_ANONYMOUS_PER_SOURCE)),
+        (
+            "DEFAULT_HANDSHAKES_PER_SOURCE_PER_SEC",
+            u64::from(l::DEFAULT_HANDSHAKES_PER_SOURCE_PER_SEC),
+        ),
+        ("HANDSHAKE_BURST_PER_SOURCE", u64::from(l::HANDSHAKE_BURST_PER_SOURCE)),
+        (
+            "DEFAULT_LOGINS_PER_SOURCE_PER_MIN",
+            u64::from(l::DEFAULT_LOGINS_PER_SOURCE_PER_MIN),
+        ),
+        ("LOGIN_BURST_PER_SOURCE", u64::from(l::LOGIN_BURST_PER_SOURCE)),
+        ("LOGGED_IN_RESERVED_PERCENT", as_u64(l::LOGGED_IN_RESERVED_PERCENT)),
+        ("MAX_WAITING_LOGINS", as_u64(l::MAX_WAITING_LOGINS)),
+        ("DEFAULT_LOGIN_QUEUE_DEADLINE_MS", l::DEFAULT_LOGIN_QUEUE_DEADLINE_MS),
+        (
+            "REFUSED_TX_BURST_PER_SESSION",
+            u64::from(l::REFUSED_TX_BURST_PER_SESSION),
+        ),
+        (
+            "REFUSED_TX_PER_SESSION_PER_MIN",
+            u64::from(l::REFUSED_TX_PER_SESSION_PER_MIN),
+        ),
         (
             "CLIENT_HANDSHAKE_TIMEOUT_SECS",
             securebank::channel::transport::CLIENT_HANDSHAKE_TIMEOUT_SECS,

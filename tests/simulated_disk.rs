@@ -70,6 +70,7 @@ fn options() -> BankOptions {
         retention: TxidRetention::default(),
         checkpoint_every_records: 40,
         preallocate_bytes: 4096,
+        ..BankOptions::default()
     }
 }
 

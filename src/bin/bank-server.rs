@@ -3,7 +3,10 @@
 //! ```text
 //! bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
 //!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
-//!             [--otp-ttl-secs N] [--pbkdf2-iterations N]
+//!             [--otp-ttl-secs N] [--pbkdf2-iterations N] [--lockout-secs N]
+//!             [--anonymous-idle-timeout-secs N] [--login-queue-deadline-ms N] [--anonymous-per-source N]
+//!             [--handshakes-per-source-per-sec N] [--logins-per-source-per-min N]
+//!             [--refused-tx-per-session-per-min N]
 //!             [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
 //! bank-server fingerprint [--data DIR]
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
@@ -29,7 +32,8 @@ use std::time::Duration;
 use securebank::args::Args;
 use securebank::identity::{KeyOrigin, ServerIdentity};
 use securebank::limits::{
-    MAX_BALANCE_CENTS, MAX_JOURNAL_PREALLOCATE_KIB, MAX_PBKDF2_ITERATIONS, MAX_TXID_RETENTION_SECS,
+    MAX_BALANCE_CENTS, MAX_CONNECTIONS_LIMIT, MAX_JOURNAL_PREALLOCATE_KIB, MAX_LOGIN_QUEUE_DEADLINE_MS,
+    MAX_PBKDF2_ITERATIONS, MAX_SOURCE_RATE, MAX_TIME_LIMIT_SECS, MAX_TXID_RETENTION_SECS, MIN_LOCKOUT_SECS,
     MIN_PBKDF2_ITERATIONS,
 };
 use securebank::money::{format_cents, parse_amount_up_to};
@@ -70,12 +74,28 @@ options:
                                their passwords once
   --otp-outbox DIR             also write each one-time code to DIR/NAME.otp (for tests)
   --trace[=bytes]              show each protocol step on stderr (=bytes: with hex dumps)
-  --max-connections N          connections served at once (default 1024); one more gets
-                               ServerBusy
+  --max-connections N          connections served at once (default 1024, lowered to fit the
+                               file limit); one more gets ServerBusy; a quarter is kept for
+                               logged-in sessions
   --handshake-timeout-secs N   time allowed for the handshake (default 10)
-  --idle-timeout-secs N        an idle connection is closed after N s (default 300)
+  --idle-timeout-secs N        an idle logged-in connection is closed after N s (default 300)
+  --anonymous-idle-timeout-secs N
+                               a connection must log in within N s of its handshake or
+                               of its last Login (default 30)
   --write-timeout-secs N       a peer that does not read for N s is dropped (default 10)
   --otp-ttl-secs N             lifetime of a one-time code (default 120)
+  --lockout-secs N             how long 5 failed logins lock an account (default 900)
+  --login-queue-deadline-ms N  longest wait for a password-check slot; then `unavailable`
+                               (default 3000)
+  --anonymous-per-source N     connections one address may hold before logging in (default 32)
+  --handshakes-per-source-per-sec N
+                               new connections per address and second (default 10, burst 20)
+  --logins-per-source-per-min N
+                               password checks per address and minute (default 30, burst 10)
+  --refused-tx-per-session-per-min N
+                               refused transactions a session may make per minute (default 6,
+                               burst 10); past it money requests are answered `unavailable`
+  (every time limit is 1..=86400 s)
   --pbkdf2-iterations N        PBKDF2 cost for new passwords (default 600000, 1000..=10000000)
   --checkpoint-every N         records between checkpoints (default 300000): bounds restart time
   --txid-retention-secs N      how long transaction ids are remembered (default 86400); an
@@ -99,6 +119,13 @@ const VALUED: &[&str] = &[
     "idle-timeout-secs",
     "write-timeout-secs",
     "otp-ttl-secs",
+    "lockout-secs",
+    "anonymous-idle-timeout-secs",
+    "login-queue-deadline-ms",
+    "anonymous-per-source",
+    "handshakes-per-source-per-sec",
+    "logins-per-source-per-min",
+    "refused-tx-per-session-per-min",
     "pbkdf2-iterations",
     "checkpoint-every",
     "txid-retention-secs",
@@ -232,11 +259,59 @@ fn warn_key_origin(data_dir: &Path, origin: KeyOrigin) {
     }
 }
 
+/// The time-limit flags, each bounded (a value near `u64::MAX` would overflow the clock
+/// arithmetic of every connection).
+fn time_limits(args: &mut Args, config: &mut ServerConfig) -> Result<(), String> {
+    let mut secs = |name: &str| {
+        args.number_in::<u64>(name, 1..=MAX_TIME_LIMIT_SECS)
+            .map(|n| n.map(Duration::from_secs))
+    };
+    if let Some(limit) = secs("handshake-timeout-secs")? {
+        config.handshake_timeout = limit;
+    }
+    if let Some(limit) = secs("idle-timeout-secs")? {
+        config.idle_timeout = limit;
+    }
+    if let Some(limit) = secs("anonymous-idle-timeout-secs")? {
+        config.anonymous_idle_timeout = limit;
+    }
+    if let Some(limit) = secs("write-timeout-secs")? {
+        config.write_timeout = limit;
+    }
+    if let Some(ttl) = secs("otp-ttl-secs")? {
+        config.otp_ttl = ttl;
+    }
+    if let Some(lockout) = args.number_in::<u64>("lockout-secs", MIN_LOCKOUT_SECS..=MAX_TIME_LIMIT_SECS)? {
+        config.bank.lockout_secs = lockout;
+    }
+    if let Some(ms) = args.number_in::<u64>("login-queue-deadline-ms", 1..=MAX_LOGIN_QUEUE_DEADLINE_MS)? {
+        config.login_queue_deadline = Duration::from_millis(ms);
+    }
+    Ok(())
+}
+
+/// The per-source budget flags (see `securebank::server::admission`).
+fn source_limits(args: &mut Args, config: &mut ServerConfig) -> Result<(), String> {
+    if let Some(n) = args.number_in("anonymous-per-source", 1..=MAX_CONNECTIONS_LIMIT)? {
+        config.sources.anonymous_per_source = n;
+    }
+    if let Some(n) = args.number_in::<u32>("handshakes-per-source-per-sec", 1..=MAX_SOURCE_RATE)? {
+        config.sources.handshakes_per_sec = f64::from(n);
+    }
+    if let Some(n) = args.number_in::<u32>("logins-per-source-per-min", 1..=MAX_SOURCE_RATE)? {
+        config.sources.logins_per_min = f64::from(n);
+    }
+    if let Some(n) = args.number_in::<u32>("refused-tx-per-session-per-min", 1..=MAX_SOURCE_RATE)? {
+        config.refused_tx_per_min = n;
+    }
+    Ok(())
+}
+
 fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     if let Some(listen) = args.value("listen")? {
         config.listen = listen;
     }
-    if let Some(n) = args.number("max-connections")? {
+    if let Some(n) = args.number_in("max-connections", 1..=MAX_CONNECTIONS_LIMIT)? {
         config.max_connections = n;
     }
     if let Some(n) = args.number::<u64>("checkpoint-every")? {
@@ -253,19 +328,8 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
         }
         config.bank.preallocate_bytes = kib * 1024;
     }
-    let secs = |args: &mut Args, name: &str| args.number::<u64>(name).map(|n| n.map(Duration::from_secs));
-    if let Some(limit) = secs(&mut args, "handshake-timeout-secs")? {
-        config.handshake_timeout = limit;
-    }
-    if let Some(limit) = secs(&mut args, "idle-timeout-secs")? {
-        config.idle_timeout = limit;
-    }
-    if let Some(limit) = secs(&mut args, "write-timeout-secs")? {
-        config.write_timeout = limit;
-    }
-    if let Some(ttl) = secs(&mut args, "otp-ttl-secs")? {
-        config.otp_ttl = ttl;
-    }
+    time_limits(&mut args, &mut config)?;
+    source_limits(&mut args, &mut config)?;
     config.otp_outbox = args.value("otp-outbox")?.map(PathBuf::from);
     if let Some(level) = args.take("trace") {
         config.trace = TraceLevel::parse(level.as_deref()).ok_or("--trace takes no value or =bytes")?;

@@ -101,7 +101,7 @@ pub fn run(options: &Options) -> Result<(), String> {
         tracer,
         known,
     };
-    let Some((username, _)) = log_in(&mut link.client, None).map_err(|err| plain::describe(&err, &addr))? else {
+    let Some((username, _)) = log_in(&mut link, None).map_err(|err| plain::describe(&err, &addr))? else {
         return Ok(());
     };
     menu(&mut link, &username)
@@ -134,7 +134,7 @@ pub fn is_code_shaped(code: &str) -> bool {
 /// The two-step login, as `username` if given (a login again after a broken connection),
 /// else asking for the name. Returns the account name and balance; `Ok(None)` when the
 /// person closes the input; `Err` when the connection fails.
-fn log_in(client: &mut Client, username: Option<&str>) -> Result<Option<(String, u64)>, ClientError> {
+fn log_in(link: &mut Link, username: Option<&str>) -> Result<Option<(String, u64)>, ClientError> {
     loop {
         let username = match username {
             Some(name) => name.to_string(),
@@ -148,7 +148,7 @@ fn log_in(client: &mut Client, username: Option<&str>) -> Result<Option<(String,
         let Some(password) = read_password("Enter Password: ") else {
             return Ok(None);
         };
-        match client.login(&username, &password) {
+        match send_password(link, &username, &password) {
             Ok(ttl_secs) => println!(
                 "A one-time code was sent to your registered device (see the server console). It is valid for {ttl_secs} s."
             ),
@@ -172,7 +172,7 @@ fn log_in(client: &mut Client, username: Option<&str>) -> Result<Option<(String,
                 );
                 continue;
             }
-            match client.submit_otp(&code) {
+            match link.client.submit_otp(&code) {
                 Ok((name, balance)) => {
                     println!("OTP verified! Access granted.");
                     println!("Welcome, {name}. Your balance is {}.", format_cents(balance));
@@ -193,6 +193,21 @@ fn log_in(client: &mut Client, username: Option<&str>) -> Result<Option<(String,
                 Err(err) => return Err(err),
             }
         }
+    }
+}
+
+/// Sends the password. A server closes a connection that has not logged in within its
+/// limit (30 s by default), which a person reading the prompt can pass: then this
+/// reconnects once, to the same pinned key, and sends the password again (a connection
+/// closed while idle never delivered the first one, so nothing was counted for it).
+fn send_password(link: &mut Link, username: &str, password: &str) -> Result<u32, ClientError> {
+    match link.client.login(username, password) {
+        Err(err) if plain::connection_lost(&err) => {
+            link.client = connect_pinned(link.addr, &link.fingerprint, link.tracer)?;
+            println!("(The server had closed the idle connection; reconnected to the same server key.)");
+            link.client.login(username, password)
+        }
+        other => other,
     }
 }
 
@@ -322,7 +337,7 @@ fn recover(link: &mut Link, username: &str, pending: &Pending, err: &ClientError
             "Reconnected to the same server key {}. The old session is gone: log in again as {username}.",
             link.fingerprint
         );
-        let balance_at_login = match log_in(&mut link.client, Some(username)) {
+        let balance_at_login = match log_in(link, Some(username)) {
             Ok(Some((_, balance))) => balance,
             Ok(None) => return Err(gave_up(pending)),
             Err(err) => {

@@ -1,12 +1,8 @@
-//! Passwords: validation, PBKDF2-HMAC-SHA256 hashing, constant-time checking, and the
-//! limiter that keeps a login flood from starving everything else.
+//! Passwords: validation, PBKDF2-HMAC-SHA256 hashing and constant-time checking. (How
+//! many checks run at once, and in which order, is [`super::login_queue`]'s concern.)
 //!
 //! Invariants: a password is never stored or logged, only its salted hash; an unknown user
-//! costs the same PBKDF2 work as a wrong password (checked against a dummy record), so the
-//! answer and its timing do not reveal which names exist; at most one PBKDF2 check per
-//! core runs at once.
-
-use std::sync::{Condvar, Mutex};
+//! costs the same PBKDF2 work as a wrong password (checked against a dummy record).
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -101,58 +97,6 @@ pub fn dummy_record(iterations: u32) -> PasswordRecord {
     }
 }
 
-/// A counting semaphore that bounds how many PBKDF2 checks run at once.
-#[derive(Debug)]
-pub struct HashLimiter {
-    available: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// A permit to run one PBKDF2 check; returned on drop.
-#[derive(Debug)]
-pub struct HashPermit<'a> {
-    limiter: &'a HashLimiter,
-}
-
-impl HashLimiter {
-    /// A limiter allowing `permits` checks at once (at least one).
-    pub fn new(permits: usize) -> Self {
-        Self {
-            available: Mutex::new(permits.max(1)),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// A limiter with one permit per available core.
-    pub fn per_core() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
-    }
-
-    /// Waits for a permit.
-    pub fn acquire(&self) -> HashPermit<'_> {
-        let mut available = self.available.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while *available == 0 {
-            available = self
-                .freed
-                .wait(available)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        *available -= 1;
-        HashPermit { limiter: self }
-    }
-}
-
-impl Drop for HashPermit<'_> {
-    fn drop(&mut self) {
-        *self
-            .limiter
-            .available
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
-        self.limiter.freed.notify_one();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,23 +144,18 @@ mod tests {
     }
 
     #[test]
-    fn limiter_never_hands_out_more_permits_than_it_has() {
-        let limiter = std::sync::Arc::new(HashLimiter::new(2));
-        let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (limiter, running, peak) = (limiter.clone(), running.clone(), peak.clone());
-                std::thread::spawn(move || {
-                    let _permit = limiter.acquire();
-                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                })
-            })
-            .collect();
-        threads.into_iter().for_each(|thread| thread.join().unwrap());
-        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    fn passwords_of_exactly_the_shortest_and_longest_length_are_accepted() {
+        let shortest = "x".repeat(MIN_PASSWORD_BYTES);
+        let longest = "x".repeat(MAX_PASSWORD_BYTES);
+        assert_eq!(validate_new_password(&shortest), Ok(()));
+        assert_eq!(validate_new_password(&longest), Ok(()));
+        assert_eq!(
+            validate_new_password(&shortest[1..]),
+            Err(CredentialError::PasswordTooShort)
+        );
+        assert_eq!(
+            validate_new_password(&format!("{longest}x")),
+            Err(CredentialError::PasswordTooLong)
+        );
     }
 }

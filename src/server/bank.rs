@@ -19,6 +19,10 @@
 //! group commit, so they are acknowledged only once durable, and an account opened while
 //! customers transact is either there for a transfer or not, never half there.
 
+mod login;
+
+pub use login::Judgement;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -36,8 +40,9 @@ use super::recovery::{self, RecoveryReport};
 use super::retention::TxidRetention;
 use super::snapshot;
 use super::storage::{DirStorage, SharedStorage};
+use super::unknown_names::UnknownNames;
 use crate::error::{ErrorCode, JournalError};
-use crate::limits::{DEFAULT_CHECKPOINT_EVERY_RECORDS, JOURNAL_PREALLOCATE_BYTES};
+use crate::limits::{DEFAULT_CHECKPOINT_EVERY_RECORDS, JOURNAL_PREALLOCATE_BYTES, LOCKOUT_DURATION_SECS};
 use crate::message::HistoryEntry;
 
 /// Seconds since the Unix epoch (lockouts and history use wall-clock time because they must
@@ -63,6 +68,8 @@ pub struct BankOptions {
     pub checkpoint_every_records: u64,
     /// Zeros a segment is extended by ahead of its data.
     pub preallocate_bytes: u64,
+    /// How long an account stays locked after too many failed logins, in seconds.
+    pub lockout_secs: u64,
 }
 
 impl Default for BankOptions {
@@ -71,6 +78,7 @@ impl Default for BankOptions {
             retention: TxidRetention::default(),
             checkpoint_every_records: DEFAULT_CHECKPOINT_EVERY_RECORDS,
             preallocate_bytes: JOURNAL_PREALLOCATE_BYTES,
+            lockout_secs: LOCKOUT_DURATION_SECS,
         }
     }
 }
@@ -142,6 +150,7 @@ pub struct Bank {
     checkpoint_requests: Mutex<Option<Receiver<()>>>,
     loaded_checkpoint: Option<(u64, u64)>,
     dir_lock: Option<(File, PathBuf)>,
+    unknown_names: Mutex<UnknownNames>,
 }
 
 impl std::fmt::Debug for Bank {
@@ -252,6 +261,7 @@ impl Bank {
             checkpoint_requests: Mutex::new(Some(receiver)),
             loaded_checkpoint: recovered.report.checkpoint,
             dir_lock: None,
+            unknown_names: Mutex::new(UnknownNames::default()),
         };
         Ok((bank, recovered.report))
     }
@@ -371,62 +381,10 @@ impl Bank {
         self.journal.stats()
     }
 
-    /// The stored password of `name`, if the account exists and is not closed (a closed
-    /// account is checked at login like a name that was never opened).
-    pub fn password_record(&self, name: &str) -> Option<PasswordRecord> {
-        self.lock()
-            .account(name)
-            .filter(|account| !account.closed)
-            .map(|account| account.password.clone())
-    }
-
     /// Whether an account called `name` was ever opened (closed ones included: a name is
     /// never given twice).
     pub fn account_exists(&self, name: &str) -> bool {
         self.lock().account(name).is_some()
-    }
-
-    /// Whether `name` exists and is locked at `now`.
-    pub fn is_locked(&self, name: &str, now: u64) -> bool {
-        self.lock().account(name).is_some_and(|account| account.is_locked(now))
-    }
-
-    /// Records a failed login (and a lock when it reaches the threshold). Returns whether
-    /// the account is locked afterwards.
-    pub fn login_failed(&self, name: &str, now: u64) -> Result<bool, JournalError> {
-        let mut ledger = self.lock();
-        let (events, locked) = ledger.decide_login_failure(name, now);
-        let mut last = None;
-        for event in &events {
-            last = Some(self.record(&mut ledger, event));
-        }
-        drop(ledger);
-        if let Some(lsn) = last {
-            self.journal.wait_durable(lsn)?;
-        }
-        Ok(locked)
-    }
-
-    /// Records a completed login unless the account is locked; returns the balance.
-    pub fn login_succeeded(&self, name: &str, now: u64) -> Result<Ruled<u64>, JournalError> {
-        let mut ledger = self.lock();
-        let Some(account) = ledger.account(name).filter(|account| !account.closed) else {
-            return Ok(Err(ErrorCode::InvalidCredentials));
-        };
-        if account.is_locked(now) {
-            return Ok(Err(ErrorCode::AccountLocked));
-        }
-        let balance = account.balance_cents;
-        let lsn = self.record(
-            &mut ledger,
-            &Event::LoginSucceeded {
-                at: now,
-                name: name.to_string(),
-            },
-        );
-        drop(ledger);
-        self.journal.wait_durable(lsn)?;
-        Ok(Ok(balance))
     }
 
     /// Runs a deposit, withdrawal or transfer; returns the sender's balance afterwards.

@@ -12,12 +12,18 @@
 //! 0x05 Transaction    at u64 | user str | txid[16] | kind u8 | amount u64 | counterparty str | outcome str
 //! 0x06 AccountUnlocked at u64 | name str
 //! 0x07 AccountClosed  at u64 | name str
+//! 0x08 UnknownNameLoginFailed at u64
 //! ```
 //! `kind` is 1 deposit, 2 withdrawal, 3 transfer; `outcome` is `ok` or an error code name.
 //!
 //! `AccountOpened`, `AccountUnlocked` and `AccountClosed` are the operator's actions
 //! (`bank-server add-account`, `unlock`, `close-account`): journaled like every other
 //! change, they are the audit trail of what the bank's staff did, to which account, when.
+//!
+//! `UnknownNameLoginFailed` changes nothing: it is written so that a failed login for a
+//! name no account has takes the same path, and the same wait for a sync, as a wrong
+//! password for a real account (the answer time must not tell which names exist). It holds
+//! no name: what strangers type, often a password in the wrong field, is not kept.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, ErrorCode};
@@ -136,6 +142,11 @@ pub enum Event {
         /// Account name.
         name: String,
     },
+    /// A failed login for a name no open account has (no state change; see the module doc).
+    UnknownNameLoginFailed {
+        /// Unix seconds.
+        at: u64,
+    },
 }
 
 const OUTCOME_OK: &str = "ok";
@@ -150,7 +161,8 @@ impl Event {
             | Self::LoginSucceeded { at, .. }
             | Self::Transaction { at, .. }
             | Self::AccountUnlocked { at, .. }
-            | Self::AccountClosed { at, .. } => *at,
+            | Self::AccountClosed { at, .. }
+            | Self::UnknownNameLoginFailed { at } => *at,
         }
     }
 
@@ -193,6 +205,7 @@ impl Event {
                 .str16(refused.map_or(OUTCOME_OK, ErrorCode::as_str)),
             Self::AccountUnlocked { at, name } => w.u8(0x06).u64(*at).str16(name),
             Self::AccountClosed { at, name } => w.u8(0x07).u64(*at).str16(name),
+            Self::UnknownNameLoginFailed { at } => w.u8(0x08).u64(*at),
         };
         w.into_bytes()
     }
@@ -245,6 +258,7 @@ impl Event {
                 at: r.u64("at")?,
                 name: name(&mut r)?,
             },
+            0x08 => Self::UnknownNameLoginFailed { at: r.u64("at")? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -309,6 +323,7 @@ mod tests {
                 at: 8,
                 name: "alice".into(),
             },
+            Event::UnknownNameLoginFailed { at: 9 },
         ];
         for event in events {
             assert_eq!(Event::decode(&event.encode()).unwrap(), event);

@@ -25,9 +25,7 @@ use super::events::{Event, PasswordRecord, TxKind};
 use super::retention::TxidMemory;
 pub use super::retention::TxidRetention;
 use crate::error::ErrorCode;
-use crate::limits::{
-    LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS,
-};
+use crate::limits::{LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS};
 use crate::message::{EntryKind, HistoryEntry, TxId};
 
 /// One account.
@@ -51,6 +49,13 @@ pub struct Account {
     pub(super) seen: HashMap<TxId, SeenTransaction>,
     /// Closed by the operator: no login, no money in or out, ever again.
     pub closed: bool,
+}
+
+/// Whether one more failed login, after `consecutive_failures`, locks the account. The
+/// lock then clears the count (see [`Ledger::apply`]); names that no account has are
+/// counted by the same rule ([`super::unknown_names`]).
+pub fn failure_locks(consecutive_failures: u32) -> bool {
+    consecutive_failures.saturating_add(1) >= LOCKOUT_THRESHOLD
 }
 
 impl Account {
@@ -402,6 +407,8 @@ impl Ledger {
                 account.closed = true;
                 account.last_lsn = lsn;
             }
+            // Written only so the answer takes as long as a real failure (events.rs).
+            Event::UnknownNameLoginFailed { .. } => {}
         }
         self.advance_clock(event.at());
         Ok(())
@@ -514,9 +521,9 @@ impl Ledger {
         new_balance
     }
 
-    /// The events a failed login of `name` at `now` must record: a failure, and a lock if it
-    /// reaches the threshold. Returns whether the account is now locked.
-    pub fn decide_login_failure(&self, name: &str, now: u64) -> (Vec<Event>, bool) {
+    /// The events a failed login of `name` at `now` must record: a failure, and a lock of
+    /// `lockout_secs` if it reaches the threshold. Returns whether the account is now locked.
+    pub fn decide_login_failure(&self, name: &str, now: u64, lockout_secs: u64) -> (Vec<Event>, bool) {
         let Some(account) = self.accounts.get(name).filter(|account| !account.closed) else {
             return (Vec::new(), false);
         };
@@ -524,12 +531,12 @@ impl Ledger {
             at: now,
             name: name.to_string(),
         }];
-        let locks = account.consecutive_failures + 1 >= LOCKOUT_THRESHOLD;
+        let locks = failure_locks(account.consecutive_failures);
         if locks {
             events.push(Event::AccountLocked {
                 at: now,
                 name: name.to_string(),
-                until: now + LOCKOUT_DURATION_SECS,
+                until: now.saturating_add(lockout_secs),
             });
         }
         (events, locks)
@@ -744,7 +751,7 @@ mod tests {
             ledger.decide_transaction(from_bob, 10),
             TxDecision::Invalid(ErrorCode::NotAuthenticated)
         ));
-        assert_eq!(ledger.decide_login_failure("bob", 10), (Vec::new(), false));
+        assert_eq!(ledger.decide_login_failure("bob", 10, 900), (Vec::new(), false));
         assert_eq!(
             ledger.decide_unlock("bob", 10),
             Err(OperatorRefusal::Closed("bob".into()))
@@ -774,6 +781,34 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_ends_exactly_its_duration_after_the_failure_that_started_it_and_not_a_second_early() {
+        let mut ledger = Ledger::default();
+        open(&mut ledger, "alice", 100, 1);
+        let mut lsn = 1;
+        let mut locked_by = None;
+        for failure in 1..=LOCKOUT_THRESHOLD {
+            let (events, locks) = ledger.decide_login_failure("alice", 1_000, 60);
+            assert_eq!(locks, failure == LOCKOUT_THRESHOLD, "failure {failure}");
+            for event in events {
+                lsn += 1;
+                if let Event::AccountLocked { until, .. } = &event {
+                    locked_by = Some(*until);
+                }
+                ledger.apply(&event, lsn).unwrap();
+            }
+        }
+        assert_eq!(locked_by, Some(1_060));
+        let alice = ledger.account("alice").unwrap();
+        assert_eq!(alice.consecutive_failures, 0, "the lock clears the count");
+        assert!(alice.is_locked(1_000));
+        assert!(alice.is_locked(1_059), "a second early");
+        assert!(!alice.is_locked(1_060), "at the end");
+        assert!(!alice.is_locked(1_061));
+        let (_, locks) = ledger.decide_login_failure("alice", 1_060, 60);
+        assert!(!locks, "after the lock, the count starts again from zero");
+    }
+
+    #[test]
     fn unlock_clears_the_lock_and_the_failures_and_leaves_a_notice_in_the_history() {
         let mut ledger = Ledger::default();
         open(&mut ledger, "alice", 100, 1);
@@ -783,7 +818,7 @@ mod tests {
         );
         let mut lsn = 1;
         for _ in 0..LOCKOUT_THRESHOLD {
-            for event in ledger.decide_login_failure("alice", 10).0 {
+            for event in ledger.decide_login_failure("alice", 10, 900).0 {
                 lsn += 1;
                 ledger.apply(&event, lsn).unwrap();
             }

@@ -30,14 +30,17 @@
 //! however a connection ends.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod bank;
 pub mod checkpoint;
 pub mod commit;
 pub mod events;
+pub mod fd_limit;
 pub mod journal;
 pub mod journal_v1;
 pub mod ledger;
+pub mod login_queue;
 pub mod operator;
 pub mod operator_socket;
 pub mod otp;
@@ -46,6 +49,7 @@ pub mod retention;
 pub mod session;
 pub mod snapshot;
 pub mod storage;
+pub mod unknown_names;
 pub mod verify;
 
 use std::io::Write;
@@ -55,9 +59,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use self::auth::HashLimiter;
+use self::admission::{Admission, AnonymousTicket, SourceLimits};
 use self::bank::{Bank, BankOptions};
 use self::events::PasswordRecord;
+use self::login_queue::LoginQueue;
 use self::operator::Live;
 use self::operator_socket::OperatorSocket;
 use self::otp::OtpKey;
@@ -94,6 +99,18 @@ pub struct ServerConfig {
     /// Time a reply may take to be accepted by the peer's socket (a client that never reads
     /// its replies is dropped after this).
     pub write_timeout: Duration,
+    /// Time a connection that has not logged in may stay silent (shorter than
+    /// `idle_timeout`: a stranger's idle connection holds a thread for nothing).
+    pub anonymous_idle_timeout: Duration,
+    /// Longest wait for a PBKDF2 slot; past it Login is answered `unavailable`.
+    pub login_queue_deadline: Duration,
+    /// PBKDF2 checks run at once (one per core by default).
+    pub login_slots: usize,
+    /// Per-source budgets: connections before login, handshakes, password checks.
+    pub sources: SourceLimits,
+    /// Refused transactions a session may make per minute after its burst of
+    /// [`limits::REFUSED_TX_BURST_PER_SESSION`]; past it, money requests get `unavailable`.
+    pub refused_tx_per_min: u32,
     /// Lifetime of a one-time code.
     pub otp_ttl: Duration,
     /// PBKDF2 iterations for new accounts and for the dummy record of unknown users.
@@ -116,6 +133,11 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(limits::DEFAULT_IDLE_TIMEOUT_SECS),
             write_timeout: Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
+            anonymous_idle_timeout: Duration::from_secs(limits::DEFAULT_ANONYMOUS_IDLE_TIMEOUT_SECS),
+            login_queue_deadline: Duration::from_millis(limits::DEFAULT_LOGIN_QUEUE_DEADLINE_MS),
+            login_slots: std::thread::available_parallelism().map_or(1, usize::from),
+            sources: SourceLimits::default(),
+            refused_tx_per_min: limits::REFUSED_TX_PER_SESSION_PER_MIN,
             otp_ttl: Duration::from_secs(limits::DEFAULT_OTP_TTL_SECS),
             pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
             otp_outbox: None,
@@ -136,8 +158,10 @@ pub struct Shared {
     pub bank: Bank,
     /// Key of one-time-code tags.
     pub otp_key: OtpKey,
-    /// Bound on concurrent PBKDF2 checks.
-    pub hash_limiter: HashLimiter,
+    /// The line for PBKDF2 slots: bounded, first come first served, with a deadline.
+    pub login_queue: LoginQueue,
+    /// Per-source budgets.
+    pub admission: Arc<Admission>,
     /// Checked for unknown users so they cost the same as real ones.
     pub dummy_password: PasswordRecord,
     /// The admin socket this server bound.
@@ -208,7 +232,20 @@ impl Server {
 
     /// Like [`Server::open`] with a given identity (tests reuse one key to save time).
     /// Binds the admin socket `DIR/admin.sock` too (see [`operator_socket`]).
-    pub fn with_identity(config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
+    /// Raises the file limit as far as the connection cap needs, or lowers the cap to fit
+    /// (saying so on the console), see [`fd_limit`].
+    pub fn with_identity(mut config: ServerConfig, identity: ServerIdentity) -> Result<Self, StartError> {
+        let budget = fd_limit::fit_connection_cap(config.max_connections).map_err(StartError::FileLimit)?;
+        if let Some(asked) = budget.lowered_from {
+            eprintln!(
+                "[server] the file limit (ulimit -n) is {}: the connection cap is lowered from {asked} to {} \
+                 (one descriptor per connection, {} kept for the server's own files); raise the limit to serve more",
+                budget.soft_limit,
+                budget.max_connections,
+                limits::RESERVED_FILE_DESCRIPTORS
+            );
+            config.max_connections = budget.max_connections;
+        }
         let (bank, recovery) = Bank::open_with(&config.data_dir, config.bank).map_err(StartError::Journal)?;
         let listener = TcpListener::bind(&config.listen).map_err(StartError::Bind)?;
         let (operator_socket, operator_listener) = OperatorSocket::bind(&bank).map_err(|err| {
@@ -217,13 +254,16 @@ impl Server {
                 err,
             )
         })?;
+        let login_queue = LoginQueue::new(config.login_slots, limits::MAX_WAITING_LOGINS);
+        let admission = Arc::new(Admission::new(config.sources));
         let shared = Shared {
             dummy_password: auth::dummy_record(config.pbkdf2_iterations),
             config,
             identity,
             bank,
             otp_key: OtpKey::random(),
-            hash_limiter: HashLimiter::per_core(),
+            login_queue,
+            admission,
             operator_socket: Some(operator_socket),
             active_connections: AtomicUsize::new(0),
             logged_in_connections: AtomicUsize::new(0),
@@ -273,9 +313,16 @@ impl Server {
     }
 
     fn accept_forever(self) {
-        for stream in self.listener.incoming() {
-            match stream {
-                Ok(stream) => admit(&self.shared, stream),
+        let mut spare = SpareDescriptor::open();
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => admit(&self.shared, stream, peer),
+                Err(err) if SpareDescriptor::is_exhaustion(&err) => {
+                    // Out of descriptors despite the cap (fd_limit): free the spare one to
+                    // accept the waiting client and tell it "busy", rather than leave it
+                    // hanging in the backlog.
+                    spare.refuse_one(&self.listener);
+                }
                 Err(err) => {
                     eprintln!("[server] accept failed: {err}");
                     std::thread::sleep(Duration::from_millis(50));
@@ -292,6 +339,34 @@ impl Server {
             .spawn(move || self.accept_forever())
             .expect("spawn accept thread");
         addr
+    }
+}
+
+/// A descriptor held in reserve (an open `/dev/null`), so that when the process runs out
+/// of descriptors a waiting client can still be accepted and told "busy".
+struct SpareDescriptor(Option<std::fs::File>);
+
+impl SpareDescriptor {
+    fn open() -> Self {
+        Self(std::fs::File::open("/dev/null").ok())
+    }
+
+    /// Whether `err` says the process or the system has no descriptor left.
+    fn is_exhaustion(err: &std::io::Error) -> bool {
+        use nix::errno::Errno;
+        matches!(err.raw_os_error(), Some(code) if code == Errno::EMFILE as i32 || code == Errno::ENFILE as i32)
+    }
+
+    fn refuse_one(&mut self, listener: &TcpListener) {
+        eprintln!("[server] out of file descriptors: answering a new connection busy");
+        self.0 = None;
+        if let Ok((stream, _)) = listener.accept() {
+            refuse_busy(stream, BUSY_REASON);
+        } else {
+            // Nothing could be accepted even so: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        *self = Self::open();
     }
 }
 
@@ -329,18 +404,35 @@ impl Drop for ConnectionSlot {
     }
 }
 
-fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+/// Connections that only logged-in sessions may use: strangers may fill the rest of the cap.
+fn reserved_for_logged_in(max_connections: usize) -> usize {
+    max_connections * limits::LOGGED_IN_RESERVED_PERCENT / 100
+}
+
+/// Gives `stream` a thread, or tells it "busy": over the cap; over the part of the cap
+/// strangers may use (the rest is kept for logged-in sessions); or over its source's budget
+/// of anonymous connections or handshakes ([`admission`]).
+fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let active = shared.active_connections.fetch_add(1, Ordering::SeqCst);
     let slot = ConnectionSlot(Arc::clone(shared));
-    if active >= shared.config.max_connections {
-        refuse_busy(stream);
+    let max = shared.config.max_connections;
+    let logged_in = shared.logged_in_connections.load(Ordering::SeqCst);
+    if active >= max || active.saturating_sub(logged_in) >= max - reserved_for_logged_in(max) {
+        refuse_busy(stream, BUSY_REASON);
         return;
     }
+    let ticket = match shared.admission.admit(peer.ip(), Instant::now()) {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            refuse_busy(stream, &format!("server busy: {refusal}, try again later"));
+            return;
+        }
+    };
     let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name(format!("conn-{id}"))
         .stack_size(CONNECTION_STACK_BYTES)
-        .spawn(move || serve(&slot.0, stream, id));
+        .spawn(move || serve(&slot.0, stream, id, ticket));
     if let Err(err) = spawned {
         eprintln!("[server] cannot start a connection thread: {err}");
     }
@@ -372,16 +464,16 @@ impl Drop for LoggedInSlot<'_> {
     }
 }
 
-fn refuse_busy(mut stream: TcpStream) {
+fn refuse_busy(mut stream: TcpStream, reason: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let mut payload = Vec::with_capacity(2 + BUSY_REASON.len());
-    payload.extend_from_slice(&u16::try_from(BUSY_REASON.len()).expect("short").to_be_bytes());
-    payload.extend_from_slice(BUSY_REASON.as_bytes());
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&u16::try_from(reason.len()).expect("short").to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
     let _ = stream.write_all(&frame::encode(FrameKind::ServerBusy, &payload));
 }
 
 /// Serves one connection until the peer leaves, misbehaves or times out.
-fn serve(shared: &Shared, stream: TcpStream, id: u64) {
+fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicket) {
     let tracer = Tracer::new(shared.config.trace, "server", id);
     if tracer.enabled() {
         let peer = stream
@@ -404,11 +496,12 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
         }
     };
     channel.set_write_limit(shared.config.write_timeout);
-    let mut session = Session::new(channel.session_id()).traced(tracer);
+    let anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
+    let mut session = Session::new(channel.session_id(), ticket.source(), anonymous_until).traced(tracer);
     let mut logged_in = LoggedInSlot { shared, counted: false };
     loop {
         let outcome = channel
-            .recv(Some(Instant::now() + shared.config.idle_timeout))
+            .recv(Some(session.read_deadline(shared, Instant::now())))
             .and_then(|plaintext| {
                 // The plaintext may hold a password or a code: wipe it once decoded.
                 let plaintext = zeroize::Zeroizing::new(plaintext);
@@ -435,6 +528,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64) {
             }
         };
         logged_in.set(session.is_logged_in());
+        ticket.set_anonymous(!session.is_logged_in());
         tracer.line(
             Direction::Sent,
             format_args!("  response {}", crate::trace::response(&response)),

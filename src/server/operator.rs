@@ -32,15 +32,14 @@ use zeroize::Zeroizing;
 
 use super::ServerConfig;
 use super::admin;
-use super::auth::HashLimiter;
 use super::bank::{self, Bank, BankStats};
+use super::login_queue::LoginQueue;
 use super::storage::DirStorage;
 use super::verify;
 use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
 use crate::limits::{
-    LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, MAX_OPERATOR_TEXT_BYTES, MAX_PASSWORD_BYTES, MAX_TRANSACTION_CENTS,
-    MAX_USERNAME_BYTES,
+    LOCKOUT_THRESHOLD, MAX_OPERATOR_TEXT_BYTES, MAX_PASSWORD_BYTES, MAX_TRANSACTION_CENTS, MAX_USERNAME_BYTES,
 };
 use crate::money::format_cents;
 
@@ -251,7 +250,7 @@ pub struct Context<'a> {
     pub live: Option<Live>,
     /// The server's bound on concurrent PBKDF2 work (an `add-account` hashes a password);
     /// `None` offline.
-    pub hash_limiter: Option<&'a HashLimiter>,
+    pub hash_queue: Option<&'a LoginQueue>,
 }
 
 /// Runs `command` and says how it went. `Stop` is refused here: only the admin socket,
@@ -265,7 +264,7 @@ pub fn execute(command: &Command, context: &Context<'_>) -> Reply {
             password,
             opening_cents,
         } => {
-            let _permit = context.hash_limiter.map(HashLimiter::acquire);
+            let _permit = context.hash_queue.map(|queue| queue.acquire(None));
             match admin::add_account(bank, name, password, *opening_cents, context.config.pbkdf2_iterations) {
                 Ok(()) => Reply::done(format!(
                     "created account {name} with opening balance {}",
@@ -387,15 +386,21 @@ pub fn stats_text(stats: &BankStats, config: &ServerConfig, live: Option<Live>) 
     line(
         "limits",
         format!(
-            "connections {}; handshake {} s; idle {} s; write {} s; one-time code {} s; \
-             lockout after {LOCKOUT_THRESHOLD} failures for {LOCKOUT_DURATION_SECS} s; \
+            "connections {}; handshake {} s; idle {} s ({} s before login); write {} s; one-time code {} s; \
+             lockout after {LOCKOUT_THRESHOLD} failures for {} s; \
+             per address: {} connections before login, {} handshakes/s, {} logins/min; \
              pbkdf2 {} iterations; checkpoint every {} records; transaction ids kept {} s; \
              largest transaction {}",
             config.max_connections,
             config.handshake_timeout.as_secs(),
             config.idle_timeout.as_secs(),
+            config.anonymous_idle_timeout.as_secs(),
             config.write_timeout.as_secs(),
             config.otp_ttl.as_secs(),
+            config.bank.lockout_secs,
+            config.sources.anonymous_per_source,
+            config.sources.handshakes_per_sec,
+            config.sources.logins_per_min,
             config.pbkdf2_iterations,
             config.bank.checkpoint_every_records,
             config.bank.retention.window_ms / 1_000,

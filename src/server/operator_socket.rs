@@ -230,7 +230,7 @@ fn serve(shared: &Arc<Shared>, stream: &UnixStream) {
             bank: &shared.bank,
             config: &shared.config,
             live: Some(shared.live()),
-            hash_limiter: Some(&shared.hash_limiter),
+            hash_queue: Some(&shared.login_queue),
         };
         let reply = operator::execute(&command, &context);
         eprintln!("[admin] {command:?}: {:?}", reply.status);

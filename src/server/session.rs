@@ -9,18 +9,28 @@
 //! own account (no request names a source account); a code is consumed when checked; the
 //! password and the code are wiped after use. The console shows each login, logout and
 //! disconnect of a logged-in session (name, reason, duration; never a secret).
+//!
+//! Abuse limits kept here (issue 11; SECURITY.md §3.8): a password is checked only if the
+//! source's login budget allows and a PBKDF2 slot frees before the deadline (else
+//! `unavailable`, no failure counted); the outcome is judged under one ledger lock
+//! ([`super::bank::Bank::judge_password`]); a session that is not logged in lives until
+//! `anonymous_until`, renewed by a Login, never by an Echo; a session that has had
+//! [`REFUSED_TX_BURST_PER_SESSION`] transactions refused gets `unavailable` for money
+//! requests until its budget refills.
 
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
 use super::Shared;
+use super::admission::{SourceKey, TokenBucket};
 use super::auth;
-use super::bank::{TxStep, now_unix_secs};
+use super::bank::{Judgement, TxStep, now_unix_secs};
 use super::events::TxKind;
 use super::ledger::TxRequest;
 use super::otp::{self, PendingOtp};
 use crate::error::{ErrorCode, JournalError};
+use crate::limits::{OTP_ANSWER_GRACE_SECS, REFUSED_TX_BURST_PER_SESSION};
 use crate::message::{Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
 
@@ -38,15 +48,41 @@ pub struct Session {
     session_id: [u8; 32],
     state: State,
     tracer: Tracer,
+    /// Where the connection comes from (whose login budget a password check is paid from).
+    source: SourceKey,
+    /// When a connection that is not logged in is closed, unless a Login renews it; Echo
+    /// does not, so a stranger cannot hold a thread for free.
+    anonymous_until: Instant,
+    /// The budget of refused transactions (each tells something about other accounts).
+    refusals: TokenBucket,
 }
 
 impl Session {
-    /// A new, anonymous session on a channel with this id.
-    pub fn new(session_id: [u8; 32]) -> Self {
+    /// A new, anonymous session on a channel with this id, from `source`, that must log in
+    /// by `anonymous_until`.
+    pub fn new(session_id: [u8; 32], source: SourceKey, anonymous_until: Instant) -> Self {
         Self {
             session_id,
             state: State::Anonymous,
             tracer: Tracer::off(),
+            source,
+            anonymous_until,
+            refusals: TokenBucket::full(REFUSED_TX_BURST_PER_SESSION, Instant::now()),
+        }
+    }
+
+    /// Until when the next request may take to arrive: the idle limit after the last
+    /// request once logged in; before that, the anonymous deadline (a code being awaited
+    /// keeps the connection for as long as the code lives).
+    pub fn read_deadline(&self, shared: &Shared, now: Instant) -> Instant {
+        match &self.state {
+            State::Authenticated { .. } => now + shared.config.idle_timeout,
+            // A few seconds past the code's life, so a late code is answered "expired"
+            // rather than met by a closed connection.
+            State::AwaitingOtp(pending) => {
+                pending.issued_at + shared.config.otp_ttl + Duration::from_secs(OTP_ANSWER_GRACE_SECS)
+            }
+            State::Anonymous => self.anonymous_until,
         }
     }
 
@@ -69,6 +105,7 @@ impl Session {
                     println!("[auth] {username} logged out after {}", session_length(since.elapsed()));
                 }
                 self.state = State::Anonymous;
+                self.anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
                 return Ok(Response::LoggedOut);
             }
             (_, Request::Login { .. }) | (_, Request::SubmitOtp(_)) => None,
@@ -86,62 +123,97 @@ impl Session {
             })),
             (Request::HistoryWithNotices, Some(user)) => Ok(ruled(shared.bank.history(&user)?, Response::History)),
             (Request::Deposit { txid, amount_cents }, Some(user)) => {
-                transact(shared, self.tracer, &user, txid, TxKind::Deposit, amount_cents, "")
+                self.transact_budgeted(shared, &user, txid, TxKind::Deposit, amount_cents, "")
             }
             (Request::Withdraw { txid, amount_cents }, Some(user)) => {
-                transact(shared, self.tracer, &user, txid, TxKind::Withdrawal, amount_cents, "")
+                self.transact_budgeted(shared, &user, txid, TxKind::Withdrawal, amount_cents, "")
             }
             (Request::Transfer { txid, amount_cents, to }, Some(user)) => {
-                transact(shared, self.tracer, &user, txid, TxKind::Transfer, amount_cents, &to)
+                self.transact_budgeted(shared, &user, txid, TxKind::Transfer, amount_cents, &to)
             }
             _ => Ok(Response::Error(ErrorCode::NotAuthenticated)),
         }
+    }
+
+    /// A money request, unless the session has used up its budget of refusals: then it is
+    /// answered `unavailable` without being judged (and so without telling anything).
+    fn transact_budgeted(
+        &mut self,
+        shared: &Shared,
+        user: &str,
+        txid: TxId,
+        kind: TxKind,
+        amount_cents: u64,
+        counterparty: &str,
+    ) -> Result<Response, JournalError> {
+        let rate_per_sec = f64::from(shared.config.refused_tx_per_min) / 60.0;
+        let now = Instant::now();
+        if !self.refusals.has_token(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now) {
+            println!("[auth] {user}: too many refused transactions, answering unavailable for a while");
+            return Ok(Response::Error(ErrorCode::Unavailable));
+        }
+        let response = transact(shared, self.tracer, user, txid, kind, amount_cents, counterparty)?;
+        if matches!(response, Response::Error(_)) {
+            self.refusals.take(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now);
+        }
+        Ok(response)
     }
 
     fn login(&mut self, username: String, password: &str, shared: &Shared) -> Result<Response, JournalError> {
         if !matches!(self.state, State::Anonymous) {
             return Ok(Response::Error(ErrorCode::UnexpectedRequest));
         }
+        // A login is worth a fresh (short) deadline: it is paid for from the source's budget.
+        let queued = Instant::now();
+        self.anonymous_until = queued + shared.config.anonymous_idle_timeout;
+        if !shared.admission.take_login(self.source, queued) {
+            println!("[auth] login refused: too many attempts from one address");
+            return Ok(Response::Error(ErrorCode::Unavailable));
+        }
+        let Ok(permit) = shared
+            .login_queue
+            .acquire(Some(queued + shared.config.login_queue_deadline))
+        else {
+            println!("[auth] login refused: the password-check queue is full or too slow");
+            return Ok(Response::Error(ErrorCode::Unavailable));
+        };
         let stored = auth::validate_username(&username)
             .ok()
             .and_then(|()| shared.bank.password_record(&username));
-        let exists = stored.is_some();
+        let checked_real = stored.is_some();
         let record = stored.unwrap_or_else(|| shared.dummy_password.clone());
-        let queued = Instant::now();
-        let password_ok = {
-            let _permit = shared.hash_limiter.acquire();
-            let started = Instant::now();
-            let ok = auth::verify_password(&record, password);
-            if self.tracer.enabled() {
-                self.tracer.line(
-                    Direction::Local,
-                    format_args!(
-                        "password check: PBKDF2-HMAC-SHA256, {} iterations, took {} ms (after {} ms waiting for a \
-                         hashing slot; an unknown name costs the same); this is why a login pauses",
-                        record.iterations,
-                        started.elapsed().as_millis(),
-                        started.duration_since(queued).as_millis()
-                    ),
-                );
+        let started = Instant::now();
+        let password_ok = auth::verify_password(&record, password);
+        drop(permit);
+        if self.tracer.enabled() {
+            self.tracer.line(
+                Direction::Local,
+                format_args!(
+                    "password check: PBKDF2-HMAC-SHA256, {} iterations, took {} ms (after {} ms waiting for a \
+                     hashing slot; an unknown name costs the same); this is why a login pauses",
+                    record.iterations,
+                    started.elapsed().as_millis(),
+                    started.duration_since(queued).as_millis()
+                ),
+            );
+        }
+        let judgement = shared
+            .bank
+            .judge_password(&username, checked_real, password_ok, now_unix_secs())?;
+        match judgement {
+            Judgement::Locked => return Ok(Response::Error(ErrorCode::AccountLocked)),
+            Judgement::Failed { locked } => {
+                if checked_real {
+                    log_failure(&username, locked);
+                }
+                let code = if locked {
+                    ErrorCode::AccountLocked
+                } else {
+                    ErrorCode::InvalidCredentials
+                };
+                return Ok(Response::Error(code));
             }
-            ok
-        };
-        let now = now_unix_secs();
-        if !exists {
-            return Ok(Response::Error(ErrorCode::InvalidCredentials));
-        }
-        if shared.bank.is_locked(&username, now) {
-            return Ok(Response::Error(ErrorCode::AccountLocked));
-        }
-        if !password_ok {
-            let locked = shared.bank.login_failed(&username, now)?;
-            log_failure(&username, locked);
-            let code = if locked {
-                ErrorCode::AccountLocked
-            } else {
-                ErrorCode::InvalidCredentials
-            };
-            return Ok(Response::Error(code));
+            Judgement::Accepted => {}
         }
         let code = otp::generate_code();
         let tag = shared.otp_key.tag(&self.session_id, &username, &code);
@@ -163,6 +235,9 @@ impl Session {
         let State::AwaitingOtp(mut pending) = std::mem::replace(&mut self.state, State::Anonymous) else {
             unreachable!("checked just above");
         };
+        // Whatever comes of the code, the session is anonymous again for a while (a right
+        // password earned that).
+        self.anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
         if pending.expired(shared.config.otp_ttl) {
             return Ok(Response::Error(ErrorCode::OtpExpired));
         }

@@ -13,6 +13,7 @@ use securebank::channel::handshake::{ClientHandshake, Established};
 use securebank::client::{self, Client};
 use securebank::frame;
 use securebank::identity::ServerIdentity;
+use securebank::server::admission::SourceLimits;
 use securebank::server::{Server, ServerConfig, Shared, admin};
 use securebank::trace::Tracer;
 
@@ -41,14 +42,29 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
-/// A test configuration: port 0, the fixed key, cheap PBKDF2, an outbox for codes.
+/// A test configuration: port 0, the fixed key, cheap PBKDF2, an outbox for codes, and no
+/// per-source or refused-transaction budgets (every test connects from 127.0.0.1; tests/abuse.rs tests the budgets).
 pub fn test_config(dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::new(dir.join("data"));
     config.listen = "127.0.0.1:0".into();
     config.pbkdf2_iterations = TEST_ITERATIONS;
     config.otp_outbox = Some(dir.join("outbox"));
+    config.sources = SourceLimits::unlimited();
+    config.refused_tx_per_min = 1_000_000;
     config
 }
+
+/// `bank-server` flags that lift the per-source and refusal budgets, as [`test_config`] does.
+pub const UNLIMITED_SOURCE_FLAGS: [&str; 8] = [
+    "--anonymous-per-source",
+    "65536",
+    "--handshakes-per-source-per-sec",
+    "1000000",
+    "--logins-per-source-per-min",
+    "1000000",
+    "--refused-tx-per-session-per-min",
+    "1000000",
+];
 
 pub fn start_server() -> TestServer {
     start_server_with(|_| {})
@@ -206,6 +222,7 @@ pub fn server_command_listening(data_dir: &Path, outbox: &Path, listen: &str, ex
         .arg(data_dir)
         .args(["--listen", listen, "--pbkdf2-iterations", "1000", "--otp-outbox"])
         .arg(outbox)
+        .args(UNLIMITED_SOURCE_FLAGS)
         .args(extra)
         .stdin(Stdio::null());
     command
@@ -249,11 +266,13 @@ pub fn spawn_server_process(data_dir: &Path, outbox: &Path, extra: &[&str]) -> S
 
 /// [`spawn_server_process`] on a chosen address.
 pub fn spawn_server_process_listening(data_dir: &Path, outbox: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
-    let mut child = server_command_listening(data_dir, outbox, listen, extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    spawn_command(server_command_listening(data_dir, outbox, listen, extra))
+}
+
+/// Starts a server `command` (made by [`server_command`], perhaps wrapped, e.g. in a shell
+/// that sets a limit first) and waits for "listening on".
+pub fn spawn_command(mut command: Command) -> ServerProcess {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
