@@ -518,11 +518,16 @@ fn a_logged_in_client_whose_server_died_says_the_server_closed_the_connection_in
 
 /// A server with alice (100.00) and a client on a terminal at the password prompt, echo off.
 fn at_the_password_prompt() -> (Terminal, common::ServerProcess, tempfile::TempDir) {
+    at_the_password_prompt_of(&[])
+}
+
+/// [`at_the_password_prompt`] with extra server flags.
+fn at_the_password_prompt_of(server_flags: &[&str]) -> (Terminal, common::ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let outbox = dir.path().join("outbox");
     common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
-    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let server = common::spawn_server_process(&data, &outbox, server_flags);
     let known_servers = dir.path().join("known_servers");
     let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
     terminal.expect("Enter Username: ");
@@ -530,6 +535,19 @@ fn at_the_password_prompt() -> (Terminal, common::ServerProcess, tempfile::TempD
     terminal.expect("Enter Password: ");
     terminal.wait_until_echo_is_off();
     (terminal, server, dir)
+}
+
+#[test]
+fn a_person_slower_than_the_servers_login_limit_is_reconnected_and_logged_in_without_noticing_more() {
+    let (mut terminal, _server, dir) = at_the_password_prompt_of(&["--anonymous-idle-timeout-secs", "1"]);
+    // The server closes the connection that has not logged in after 1 s.
+    std::thread::sleep(Duration::from_millis(2_500));
+    terminal.type_line(PASSWORD);
+    terminal.expect("reconnected to the same server key");
+    terminal.expect("Enter OTP: ");
+    terminal.type_line(&wait_for_code(&dir.path().join("outbox"), "alice"));
+    terminal.expect("Welcome, alice. Your balance is 100.00.");
+    terminal.expect("Choose an option: ");
 }
 
 #[test]

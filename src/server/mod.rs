@@ -3,7 +3,11 @@
 //! | file | concern |
 //! |---|---|
 //! | [`session`] | one connection's login state machine and request dispatch |
-//! | [`auth`] | password validation, PBKDF2, the hash limiter |
+//! | [`admission`] | per-address budgets: connections before login, handshakes, password checks |
+//! | [`fd_limit`] | the connection cap fitted to the file limit |
+//! | [`auth`] | password validation, PBKDF2 |
+//! | [`login_queue`] | the PBKDF2 line: a slot per core, first come first served, bounded, with a deadline |
+//! | [`unknown_names`] | failed logins of names that have no account, locked like accounts |
 //! | [`otp`] | one-time codes: generation, tags, delivery |
 //! | [`bank`] | the ledger behind its mutex plus the journal: every operation |
 //! | [`ledger`] | in-memory accounts and the rules of money |
@@ -24,7 +28,8 @@
 //! Invariants: a connection thread never takes the server down — every failure of a peer
 //! (bad frame, bad record, timeout) ends that connection only; the number of admitted
 //! connections never exceeds `max_connections` (one over the cap is told "busy" and
-//! closed). A slot is freed when its connection ends, a moment before its thread exits, so
+//! closed), connections that have not logged in never exceed the cap less the part kept for
+//! logged-in sessions, and the cap fits under the file limit ([`fd_limit`]). A slot is freed when its connection ends, a moment before its thread exits, so
 //! under heavy churn the thread count can briefly exceed the cap by a few. The counts of
 //! open and logged-in connections that `stats` shows are kept by guards that decrement
 //! however a connection ends.
