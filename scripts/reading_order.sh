@@ -24,6 +24,7 @@ row 5 src/server/mod.rs "listener, connection threads, the cap"
 row 5 src/server/session.rs "login state machine and dispatch"
 row 5 src/server/auth.rs "passwords and PBKDF2"
 row 5 src/server/otp.rs "one-time codes"
+row 5 src/totp.rs "authenticator-app codes (TOTP)"
 row 6 src/server/bank.rs "the Bank seam: every operation, checkpoints"
 row 6 src/server/ledger.rs "accounts and the rules of money"
 row 6 src/server/retention.rs "transaction ids in time"
@@ -43,7 +44,7 @@ echo '| file | lines | what it is |'
 echo '|---|---:|---|'
 for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs src/server/admin.rs \
     src/server/operator.rs src/server/operator_socket.rs src/operator_client.rs \
-    src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
+    src/server/otp_command.rs src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
     src/trace.rs src/args.rs src/rng.rs \
     src/bin/bank-server.rs src/bin/bank-client.rs; do
   case "$file" in
@@ -54,6 +55,7 @@ for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs
     src/server/operator.rs) what="operator commands: admin messages and what each does";;
     src/server/operator_socket.rs) what="the admin socket: bind, replace, serve, stop";;
     src/operator_client.rs) what="operator commands from the command line: via the server or offline";;
+    src/server/otp_command.rs) what="\`--otp-command\`: codes handed to a gateway program";;
     src/server/journal_v1.rs) what="reader of the first release's journal";;
     src/client/pinning.rs) what="the pinning decision";;
     src/client/plain.rs) what="connection errors in plain words";;

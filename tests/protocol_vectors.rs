@@ -920,7 +920,15 @@ fn document_states_every_limit_and_error_code() {
         ("OPERATOR_REPLY_TIMEOUT_SECS", l::OPERATOR_REPLY_TIMEOUT_SECS),
         ("MAX_OPERATOR_TEXT_BYTES", as_u64(l::MAX_OPERATOR_TEXT_BYTES)),
     ];
-    for (name, value) in limits.into_iter().chain(journal_limits) {
+    let delivery_limits = [
+        ("DEFAULT_OTP_COMMAND_TIMEOUT_SECS", l::DEFAULT_OTP_COMMAND_TIMEOUT_SECS),
+        ("MAX_OTP_COMMAND_LOG_LINES", as_u64(l::MAX_OTP_COMMAND_LOG_LINES)),
+        (
+            "MAX_OTP_COMMAND_LOG_LINE_BYTES",
+            as_u64(l::MAX_OTP_COMMAND_LOG_LINE_BYTES),
+        ),
+    ];
+    for (name, value) in limits.into_iter().chain(journal_limits).chain(delivery_limits) {
         let cell = format!("`{name}`");
         let row = rows
             .iter()

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
+//!             [--otp-command PROGRAM] [--otp-command-timeout-secs N]
 //!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
 //!             [--otp-ttl-secs N] [--pbkdf2-iterations N]
 //!             [--checkpoint-every N] [--txid-retention-secs N] [--journal-preallocate-kib N]
@@ -69,6 +70,9 @@ options:
   --demo-accounts              on a new data directory, open two demo accounts and print
                                their passwords once
   --otp-outbox DIR             also write each one-time code to DIR/NAME.otp (for tests)
+  --otp-command PROGRAM        also run PROGRAM NAME with each code on its stdin (an SMS or
+                               e-mail gateway); no shell; a failure answers `unavailable`
+  --otp-command-timeout-secs N PROGRAM is killed after N s (default 10)
   --trace[=bytes]              show each protocol step on stderr (=bytes: with hex dumps)
   --max-connections N          connections served at once (default 1024); one more gets
                                ServerBusy
@@ -94,6 +98,8 @@ const VALUED: &[&str] = &[
     "data",
     "listen",
     "otp-outbox",
+    "otp-command",
+    "otp-command-timeout-secs",
     "max-connections",
     "handshake-timeout-secs",
     "idle-timeout-secs",
@@ -267,6 +273,13 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
         config.otp_ttl = ttl;
     }
     config.otp_outbox = args.value("otp-outbox")?.map(PathBuf::from);
+    config.otp_command = args.value("otp-command")?.map(PathBuf::from);
+    if let Some(limit) = secs(&mut args, "otp-command-timeout-secs")? {
+        if limit.is_zero() {
+            return Err("--otp-command-timeout-secs must be at least 1".into());
+        }
+        config.otp_command_timeout = limit;
+    }
     if let Some(level) = args.take("trace") {
         config.trace = TraceLevel::parse(level.as_deref()).ok_or("--trace takes no value or =bytes")?;
     }

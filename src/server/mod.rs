@@ -5,6 +5,7 @@
 //! | [`session`] | one connection's login state machine and request dispatch |
 //! | [`auth`] | password validation, PBKDF2, the hash limiter |
 //! | [`otp`] | one-time codes: generation, tags, delivery |
+//! | [`otp_command`] | `--otp-command`: a program that delivers each code (an SMS gateway) |
 //! | [`bank`] | the ledger behind its mutex plus the journal: every operation |
 //! | [`ledger`] | in-memory accounts and the rules of money |
 //! | [`retention`] | transaction ids: the time check, the ledger clock, forgetting old ids |
@@ -41,6 +42,7 @@ pub mod ledger;
 pub mod operator;
 pub mod operator_socket;
 pub mod otp;
+pub mod otp_command;
 pub mod recovery;
 pub mod retention;
 pub mod session;
@@ -100,6 +102,10 @@ pub struct ServerConfig {
     pub pbkdf2_iterations: u32,
     /// Directory where codes are also written as `<user>.otp`.
     pub otp_outbox: Option<PathBuf>,
+    /// Program run with each code (`--otp-command`, see [`otp_command`]).
+    pub otp_command: Option<PathBuf>,
+    /// Time that program has before it is killed and the login answered `unavailable`.
+    pub otp_command_timeout: Duration,
     /// `--trace` level.
     pub trace: TraceLevel,
     /// Checkpoint interval, transaction-id retention and preallocation.
@@ -119,6 +125,8 @@ impl ServerConfig {
             otp_ttl: Duration::from_secs(limits::DEFAULT_OTP_TTL_SECS),
             pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
             otp_outbox: None,
+            otp_command: None,
+            otp_command_timeout: Duration::from_secs(limits::DEFAULT_OTP_COMMAND_TIMEOUT_SECS),
             trace: TraceLevel::Off,
             bank: BankOptions::default(),
         }

@@ -143,17 +143,22 @@ impl Session {
             };
             return Ok(Response::Error(code));
         }
+        Ok(self.start_second_step(username, shared))
+    }
+
+    /// After a correct password: issues and delivers a one-time code, and waits for it. A
+    /// code that cannot be delivered answers `unavailable` and counts no failure.
+    fn start_second_step(&mut self, username: String, shared: &Shared) -> Response {
         let code = otp::generate_code();
         let tag = shared.otp_key.tag(&self.session_id, &username, &code);
-        let ttl_secs = shared.config.otp_ttl.as_secs();
-        if let Err(err) = otp::deliver(&username, &code, ttl_secs, shared.config.otp_outbox.as_deref()) {
-            eprintln!("[auth] could not write the one-time code for {username} to the outbox: {err}");
-            return Ok(Response::Error(ErrorCode::Unavailable));
+        if let Err(err) = otp::deliver(&username, &code, &shared.config) {
+            eprintln!("[auth] could not deliver the one-time code for {username}: {err}");
+            return Response::Error(ErrorCode::Unavailable);
         }
         self.state = State::AwaitingOtp(PendingOtp::new(username, tag));
-        Ok(Response::OtpSent {
-            ttl_secs: u32::try_from(ttl_secs).unwrap_or(u32::MAX),
-        })
+        Response::OtpSent {
+            ttl_secs: u32::try_from(shared.config.otp_ttl.as_secs()).unwrap_or(u32::MAX),
+        }
     }
 
     fn submit_otp(&mut self, code: &str, shared: &Shared) -> Result<Response, JournalError> {
