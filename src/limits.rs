@@ -182,6 +182,11 @@ pub const TOTP_STEP_SECS: u64 = 30;
 /// match at any moment, so each guess is worth three; every extra step would add two more.
 pub const TOTP_SKEW_STEPS: u64 = 1;
 
+/// Codes `bank-server enrol-totp` asks for before it gives up (nothing is enrolled until one
+/// matches the new secret). A customer who mistypes twice gets a third chance, as at login;
+/// more failures mean a wrong secret or a wrong clock, which another try will not fix.
+pub const TOTP_ENROL_TRIES: u32 = 3;
+
 /// Default time the `--otp-command` program has to take a code, in seconds; it is killed at
 /// the deadline and the login answered `unavailable`. An SMS or e-mail gateway call answers
 /// in a second or two; 10 s tolerates a slow one while a hung gateway holds the customer's

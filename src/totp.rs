@@ -12,6 +12,9 @@
 //! pseudo-random function, which HMAC-SHA1 still is (SHA-1's collisions do not touch that);
 //! SECURITY.md says more.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use base32ct::{Base32Upper, Base32UpperUnpadded, Encoding};
 use hmac::{Hmac, KeyInit, Mac};
 use qrcodegen::{QrCode, QrCodeEcc};
@@ -168,6 +171,64 @@ pub fn verify(secret: &TotpSecret, code: &str, now_unix_secs: u64, last_step: u6
         found |= equal;
     }
     bool::from(found).then_some(matched_step)
+}
+
+/// An account's authenticator app: the shared secret and the last time step a code was
+/// accepted for (at enrolment, the confirmation code's step), so no step is used twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The secret shared with the app.
+    pub secret: TotpSecret,
+    /// The last step accepted: a code of this step or an earlier one is refused.
+    pub last_step: u64,
+}
+
+/// The time TOTP codes are checked at: the system clock, or (for tests) a fixed time that
+/// the test moves itself, so a code's step never changes under it.
+#[derive(Debug, Clone, Default)]
+pub struct TotpClock(Option<Arc<AtomicU64>>);
+
+impl TotpClock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock that stays at `unix_secs` until [`TotpClock::set`] moves it (tests only).
+    pub fn fixed(unix_secs: u64) -> Self {
+        Self(Some(Arc::new(AtomicU64::new(unix_secs))))
+    }
+
+    /// Moves a fixed clock (every clone sees it); does nothing to the system clock.
+    pub fn set(&self, unix_secs: u64) {
+        if let Some(time) = &self.0 {
+            time.store(unix_secs, Ordering::SeqCst);
+        }
+    }
+
+    /// The time now, in Unix seconds.
+    pub fn now_unix_secs(&self) -> u64 {
+        match &self.0 {
+            Some(time) => time.load(Ordering::SeqCst),
+            None => crate::server::bank::now_unix_secs(),
+        }
+    }
+}
+
+/// What `bank-server enrol-totp` shows the customer: the QR code, the secret to type by
+/// hand (in groups of four) and the `otpauth://` URI. It holds the secret: it is wiped when
+/// dropped, and shown once.
+pub fn enrolment_sheet(account: &str, secret: &TotpSecret) -> Zeroizing<String> {
+    let uri = secret.uri(account);
+    Zeroizing::new(format!(
+        "Authenticator app for {account} ({ISSUER}). Show this to the customer only: whoever \
+         sees it can make the codes.\nScan the QR code with the app, or add the account by hand \
+         with the secret (time-based, SHA-1, {OTP_DIGITS} digits, every {TOTP_STEP_SECS} s).\n\n{}\n\
+         secret:  {}\nuri:     {}\n",
+        qr_text(&uri),
+        secret.grouped().as_str(),
+        uri.as_str()
+    ))
 }
 
 /// `text` (an `otpauth://` URI) as a QR code drawn with block characters, two rows of
@@ -356,6 +417,15 @@ mod tests {
         let others: Vec<_> = (step - 1..=step + 1).map(|s| code_at_step(&other, s)).collect();
         assert!(!others.contains(&code), "the two secrets have distinct codes here");
         assert_eq!(verify(&other, &code, now, 0), None);
+    }
+
+    #[test]
+    fn the_enrolment_sheet_shows_the_qr_code_the_grouped_secret_and_the_uri() {
+        let secret = TotpSecret::from_bytes(*RFC_KEY);
+        let sheet = enrolment_sheet("alice", &secret);
+        assert!(sheet.contains(&qr_text(&secret.uri("alice"))));
+        assert!(sheet.contains("\nsecret:  GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ\n"));
+        assert!(sheet.contains(&format!("\nuri:     {}\n", secret.uri("alice").as_str())));
     }
 
     #[test]

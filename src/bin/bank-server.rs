@@ -10,6 +10,8 @@
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
 //! bank-server unlock NAME [--data DIR]
 //! bank-server close-account NAME [--data DIR]
+//! bank-server enrol-totp NAME [--data DIR]
+//! bank-server remove-totp NAME [--data DIR]
 //! bank-server stats [--data DIR]
 //! bank-server checkpoint [--data DIR]
 //! bank-server verify [--data DIR] [--txid-retention-secs N]
@@ -22,7 +24,7 @@
 //! ([`securebank::operator_client`]); their first line says which.
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,7 +33,7 @@ use securebank::args::Args;
 use securebank::identity::{KeyOrigin, ServerIdentity};
 use securebank::limits::{
     MAX_BALANCE_CENTS, MAX_JOURNAL_PREALLOCATE_KIB, MAX_PBKDF2_ITERATIONS, MAX_TXID_RETENTION_SECS,
-    MIN_PBKDF2_ITERATIONS,
+    MIN_PBKDF2_ITERATIONS, TOTP_ENROL_TRIES,
 };
 use securebank::money::{format_cents, parse_amount_up_to};
 use securebank::operator_client::{self, Target};
@@ -40,6 +42,7 @@ use securebank::server::operator::{Command, Reply, Status};
 use securebank::server::operator_socket;
 use securebank::server::recovery::RecoveryReport;
 use securebank::server::{Server, ServerConfig, admin};
+use securebank::totp::{self, TotpSecret};
 use securebank::trace::TraceLevel;
 
 /// `--help`: every command and every flag, on standard output.
@@ -52,6 +55,9 @@ usage:
                                            open an account (password read from the terminal or stdin)
   bank-server unlock NAME [--data DIR]     lift a login lockout
   bank-server close-account NAME [--data DIR]
+  bank-server enrol-totp NAME [--data DIR] give NAME an authenticator app (shows a QR code,
+                                           then asks for one code from the app)
+  bank-server remove-totp NAME [--data DIR] back to console codes for NAME
   bank-server stats [--data DIR]           accounts, money, journal and limits
   bank-server checkpoint [--data DIR]      write a checkpoint now
   bank-server verify [--data DIR] [--txid-retention-secs N]
@@ -190,6 +196,16 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
                 Command::CloseAccount { name }
             };
             operate(&config, &command)
+        }
+        Some("enrol-totp") => {
+            let name = args.next_positional().ok_or("enrol-totp needs a NAME")?;
+            args.finish()?;
+            enrol_totp(&config, &name)
+        }
+        Some("remove-totp") => {
+            let name = args.next_positional().ok_or("remove-totp needs a NAME")?;
+            args.finish()?;
+            operate(&config, &Command::RemoveTotp { name })
         }
         Some("stats") => {
             args.finish()?;
@@ -447,6 +463,52 @@ fn print_reply(reply: &Reply) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `enrol-totp NAME`: makes a secret, shows it (QR code, text, URI), and reads codes from
+/// the app until one matches it here (at most [`TOTP_ENROL_TRIES`]); then sends the secret
+/// with that code, and the bank enrols it only if the code matches at the bank's clock too.
+fn enrol_totp(config: &ServerConfig, name: &str) -> Result<ExitCode, String> {
+    securebank::server::auth::validate_username(name).map_err(|err| err.to_string())?;
+    require_bank(&config.data_dir)?;
+    let target = operator_client::choose(config, true).map_err(|err| err.to_string())?;
+    println!("{}", target.describe(&config.data_dir));
+    let status = target
+        .run(&Command::TotpStatus { name: name.to_string() }, config)
+        .map_err(|err| err.to_string())?;
+    if status.status != Status::Done {
+        return Ok(print_reply(&status));
+    }
+    println!("{} now", status.text);
+    let secret = TotpSecret::generate();
+    println!("{}", totp::enrolment_sheet(name, &secret).as_str());
+    for try_number in 1..=TOTP_ENROL_TRIES {
+        print!("Code the app shows now: ");
+        io::stdout().flush().map_err(|err| err.to_string())?;
+        let mut line = zeroize::Zeroizing::new(String::new());
+        if io::stdin().lock().read_line(&mut line).map_err(|err| err.to_string())? == 0 {
+            return Err("no code was typed: nothing was enrolled".into());
+        }
+        let code = zeroize::Zeroizing::new(line.trim().to_string());
+        if totp::verify(&secret, &code, securebank::server::bank::now_unix_secs(), 0).is_none() {
+            let left = TOTP_ENROL_TRIES - try_number;
+            println!(
+                "That is not the app's current code for this secret ({left} {} left). Check that the \
+                 app shows {name} ({}) and that the phone's clock is right.",
+                if left == 1 { "try" } else { "tries" },
+                totp::ISSUER
+            );
+            continue;
+        }
+        let command = Command::EnrolTotp {
+            name: name.to_string(),
+            secret,
+            code,
+        };
+        let reply = target.run(&command, config).map_err(|err| err.to_string())?;
+        return Ok(print_reply(&reply));
+    }
+    Err("no code matched the secret: nothing was enrolled (run enrol-totp again for a new secret)".into())
 }
 
 fn verify(config: &ServerConfig) -> Result<ExitCode, String> {

@@ -106,6 +106,8 @@ pub struct ServerConfig {
     pub otp_command: Option<PathBuf>,
     /// Time that program has before it is killed and the login answered `unavailable`.
     pub otp_command_timeout: Duration,
+    /// The clock authenticator codes are checked at (the system clock; tests fix it).
+    pub totp_clock: crate::totp::TotpClock,
     /// `--trace` level.
     pub trace: TraceLevel,
     /// Checkpoint interval, transaction-id retention and preallocation.
@@ -127,6 +129,7 @@ impl ServerConfig {
             otp_outbox: None,
             otp_command: None,
             otp_command_timeout: Duration::from_secs(limits::DEFAULT_OTP_COMMAND_TIMEOUT_SECS),
+            totp_clock: crate::totp::TotpClock::system(),
             trace: TraceLevel::Off,
             bank: BankOptions::default(),
         }

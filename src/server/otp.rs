@@ -86,8 +86,9 @@ impl OtpKey {
 pub struct PendingOtp {
     /// The account whose password was verified.
     pub username: String,
-    /// Tag of the code (never the code).
-    pub tag: [u8; 32],
+    /// Tag of the code sent to the device (never the code); `None` when the account's
+    /// authenticator app gives the code (checked by the bank against its secret).
+    pub tag: Option<[u8; 32]>,
     /// When the code was issued.
     pub issued_at: Instant,
     /// Wrong tries left.
@@ -99,7 +100,17 @@ impl PendingOtp {
     pub fn new(username: String, tag: [u8; 32]) -> Self {
         Self {
             username,
-            tag,
+            tag: Some(tag),
+            issued_at: Instant::now(),
+            tries_left: OTP_MAX_TRIES,
+        }
+    }
+
+    /// A login of `username` waiting, from now, for a code of its authenticator app.
+    pub fn authenticator(username: String) -> Self {
+        Self {
+            username,
+            tag: None,
             issued_at: Instant::now(),
             tries_left: OTP_MAX_TRIES,
         }

@@ -9,6 +9,10 @@
 //! own account (no request names a source account); a code is consumed when checked; the
 //! password and the code are wiped after use. The console shows each login, logout and
 //! disconnect of a logged-in session (name, reason, duration; never a secret).
+//!
+//! The code of `AwaitingOtp` is either one the server drew and delivered (kept as a tag) or,
+//! for an account with an authenticator app, the app's current code, which the bank checks
+//! and whose time step it uses up ([`super::bank::Bank::totp_login`]).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +25,7 @@ use super::events::TxKind;
 use super::ledger::TxRequest;
 use super::otp::{self, PendingOtp};
 use crate::error::{ErrorCode, JournalError};
-use crate::message::{Request, Response, TxId};
+use crate::message::{CodeKind, Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
 
 /// Where a connection is in the login flow.
@@ -38,6 +42,8 @@ pub struct Session {
     session_id: [u8; 32],
     state: State,
     tracer: Tracer,
+    /// The current login came as LoginWithCodeKind: answer CodeRequested, not OtpSent.
+    names_code_kind: bool,
 }
 
 impl Session {
@@ -47,6 +53,7 @@ impl Session {
             session_id,
             state: State::Anonymous,
             tracer: Tracer::off(),
+            names_code_kind: false,
         }
     }
 
@@ -71,12 +78,19 @@ impl Session {
                 self.state = State::Anonymous;
                 return Ok(Response::LoggedOut);
             }
-            (_, Request::Login { .. }) | (_, Request::SubmitOtp(_)) => None,
+            (_, Request::Login { .. } | Request::LoginWithCodeKind { .. } | Request::SubmitOtp(_)) => None,
             (State::Authenticated { username, .. }, _) => Some(username.clone()),
             _ => return Ok(Response::Error(ErrorCode::NotAuthenticated)),
         };
         match (request, user) {
-            (Request::Login { username, password }, _) => self.login(username, &Zeroizing::new(password), shared),
+            (Request::Login { username, password }, _) => {
+                self.names_code_kind = false;
+                self.login(username, &Zeroizing::new(password), shared)
+            }
+            (Request::LoginWithCodeKind { username, password }, _) => {
+                self.names_code_kind = true;
+                self.login(username, &Zeroizing::new(password), shared)
+            }
             (Request::SubmitOtp(code), _) => self.submit_otp(&Zeroizing::new(code), shared),
             (Request::Balance, Some(user)) => Ok(ruled(shared.bank.balance(&user)?, Response::Balance)),
             (Request::History, Some(user)) => Ok(ruled(shared.bank.history(&user)?, |mut entries| {
@@ -146,9 +160,15 @@ impl Session {
         Ok(self.start_second_step(username, shared))
     }
 
-    /// After a correct password: issues and delivers a one-time code, and waits for it. A
-    /// code that cannot be delivered answers `unavailable` and counts no failure.
+    /// After a correct password: waits for a code of the account's authenticator app if it
+    /// has one; else issues and delivers a one-time code, and waits for that. A code that
+    /// cannot be delivered answers `unavailable` and counts no failure.
     fn start_second_step(&mut self, username: String, shared: &Shared) -> Response {
+        let ttl_secs = u32::try_from(shared.config.otp_ttl.as_secs()).unwrap_or(u32::MAX);
+        if shared.bank.uses_totp(&username) {
+            self.state = State::AwaitingOtp(PendingOtp::authenticator(username));
+            return self.code_requested(CodeKind::Authenticator, ttl_secs);
+        }
         let code = otp::generate_code();
         let tag = shared.otp_key.tag(&self.session_id, &username, &code);
         if let Err(err) = otp::deliver(&username, &code, &shared.config) {
@@ -156,8 +176,16 @@ impl Session {
             return Response::Error(ErrorCode::Unavailable);
         }
         self.state = State::AwaitingOtp(PendingOtp::new(username, tag));
-        Response::OtpSent {
-            ttl_secs: u32::try_from(shared.config.otp_ttl.as_secs()).unwrap_or(u32::MAX),
+        self.code_requested(CodeKind::Device, ttl_secs)
+    }
+
+    /// The answer to a right password: CodeRequested naming the kind for a client that
+    /// asked with LoginWithCodeKind, OtpSent (either kind) for a version-1 Login.
+    fn code_requested(&self, kind: CodeKind, ttl_secs: u32) -> Response {
+        if self.names_code_kind {
+            Response::CodeRequested { kind, ttl_secs }
+        } else {
+            Response::OtpSent { ttl_secs }
         }
     }
 
@@ -172,11 +200,18 @@ impl Session {
             return Ok(Response::Error(ErrorCode::OtpExpired));
         }
         let now = now_unix_secs();
-        if shared
-            .otp_key
-            .matches(&self.session_id, &pending.username, code, &pending.tag)
-        {
-            return Ok(match shared.bank.login_succeeded(&pending.username, now)? {
+        let checked = match pending.tag {
+            Some(tag) if shared.otp_key.matches(&self.session_id, &pending.username, code, &tag) => {
+                shared.bank.login_succeeded(&pending.username, now)?
+            }
+            Some(_) => Err(ErrorCode::OtpInvalid),
+            None => {
+                let totp_now = shared.config.totp_clock.now_unix_secs();
+                shared.bank.totp_login(&pending.username, code, totp_now, now)?
+            }
+        };
+        if checked != Err(ErrorCode::OtpInvalid) {
+            return Ok(match checked {
                 Ok(balance_cents) => {
                     println!("[auth] {} logged in", pending.username);
                     let username = pending.username.clone();
