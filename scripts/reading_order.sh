@@ -27,6 +27,7 @@ row 5 src/server/fd_limit.rs "the connection cap fitted to the file limit"
 row 5 src/server/auth.rs "passwords and PBKDF2"
 row 5 src/server/login_queue.rs "the PBKDF2 line: bounded, in order, with a deadline"
 row 5 src/server/otp.rs "one-time codes"
+row 5 src/totp.rs "authenticator-app codes (TOTP)"
 row 6 src/server/bank.rs "the Bank seam: every operation, checkpoints"
 row 6 src/server/bank/login.rs "judging a password: exact lockout, no account oracle"
 row 6 src/server/unknown_names.rs "failures of names that have no account"
@@ -48,7 +49,7 @@ echo '| file | lines | what it is |'
 echo '|---|---:|---|'
 for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs src/server/admin.rs \
     src/server/operator.rs src/server/operator_socket.rs src/operator_client.rs \
-    src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
+    src/server/otp_command.rs src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
     src/trace.rs src/args.rs src/rng.rs \
     src/bin/bank-server.rs src/bin/bank-client.rs; do
   case "$file" in
@@ -59,6 +60,7 @@ for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs
     src/server/operator.rs) what="operator commands: admin messages and what each does";;
     src/server/operator_socket.rs) what="the admin socket: bind, replace, serve, stop";;
     src/operator_client.rs) what="operator commands from the command line: via the server or offline";;
+    src/server/otp_command.rs) what="\`--otp-command\`: codes handed to a gateway program";;
     src/server/journal_v1.rs) what="reader of the first release's journal";;
     src/client/pinning.rs) what="the pinning decision";;
     src/client/plain.rs) what="connection errors in plain words";;

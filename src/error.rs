@@ -429,3 +429,39 @@ impl fmt::Display for StartError {
 }
 
 impl std::error::Error for StartError {}
+
+/// Why a one-time code could not be delivered (the outbox file or the `--otp-command`
+/// program). The login is answered `unavailable` and no failure is counted: the customer
+/// did nothing wrong.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// The outbox file could not be written.
+    Outbox(io::Error),
+    /// The program could not be started (missing, not executable, …).
+    CommandStart(io::Error),
+    /// The program ended unsuccessfully: its exit status or signal.
+    CommandFailed(String),
+    /// The program was still running at its deadline (seconds) and was killed.
+    CommandTimedOut(u64),
+    /// Waiting for the program failed.
+    CommandIo(io::Error),
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Outbox(err) => write!(f, "could not write it to the outbox: {err}"),
+            Self::CommandStart(err) => write!(f, "could not start the --otp-command program: {err}"),
+            Self::CommandFailed(status) => write!(f, "the --otp-command program failed ({status})"),
+            Self::CommandTimedOut(secs) => {
+                write!(
+                    f,
+                    "the --otp-command program did not finish within {secs} s and was killed"
+                )
+            }
+            Self::CommandIo(err) => write!(f, "could not wait for the --otp-command program: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}

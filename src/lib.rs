@@ -18,6 +18,7 @@
 //! | [`rng`] | every random byte, from the operating system |
 //! | [`server`] | listener, connection threads, login, ledger, journal, group commit |
 //! | [`client`] | a blocking client session (used by the CLI, the tests and the benchmark) |
+//! | [`totp`] | authenticator-app codes (RFC 6238): secrets, HOTP/TOTP, the URI and QR code |
 //! | [`operator_client`] | the operator's commands from the command line: via the admin socket, or offline |
 //! | [`trace`] | optional `--trace` output of every frame, never printing a secret |
 #![forbid(unsafe_code)]
@@ -37,4 +38,5 @@ pub mod money;
 pub mod operator_client;
 pub mod rng;
 pub mod server;
+pub mod totp;
 pub mod trace;

@@ -268,3 +268,36 @@ pub const MAX_SOURCE_RATE: u32 = 1_000_000;
 /// a code typed at the last moment is answered "expired" instead of finding the connection
 /// closed.
 pub const OTP_ANSWER_GRACE_SECS: u64 = 5;
+/// Bytes in a TOTP secret (160 bits): the length RFC 4226 §4 recommends for an HOTP key
+/// (it requires at least 128 bits), the output size of SHA-1, and what authenticator apps
+/// expect to scan.
+pub const TOTP_SECRET_BYTES: usize = 20;
+
+/// Length of one TOTP time step, in seconds: RFC 6238's default, and the only period that
+/// every common authenticator app supports.
+pub const TOTP_STEP_SECS: u64 = 30;
+
+/// Time steps on each side of the current one whose code is also accepted. RFC 6238 §5.2
+/// recommends at most one step of allowance for clock drift and typing delay. Three codes
+/// match at any moment, so each guess is worth three; every extra step would add two more.
+pub const TOTP_SKEW_STEPS: u64 = 1;
+
+/// Codes `bank-server enrol-totp` asks for before it gives up (nothing is enrolled until one
+/// matches the new secret). A customer who mistypes twice gets a third chance, as at login;
+/// more failures mean a wrong secret or a wrong clock, which another try will not fix.
+pub const TOTP_ENROL_TRIES: u32 = 3;
+
+/// Default time the `--otp-command` program has to take a code, in seconds; it is killed at
+/// the deadline and the login answered `unavailable`. An SMS or e-mail gateway call answers
+/// in a second or two; 10 s tolerates a slow one while a hung gateway holds the customer's
+/// connection (and nothing else) for a bounded time.
+pub const DEFAULT_OTP_COMMAND_TIMEOUT_SECS: u64 = 10;
+
+/// Lines of each output stream of the `--otp-command` program copied to the server log per
+/// code (longer lines are cut at [`MAX_OTP_COMMAND_LOG_LINE_BYTES`]). A gateway says a line or
+/// two; the cap keeps a chatty or broken program from flooding the log. The rest is read and
+/// dropped, so the program never blocks on a full pipe.
+pub const MAX_OTP_COMMAND_LOG_LINES: usize = 20;
+
+/// Longest line of the `--otp-command` program's output copied to the log, in bytes.
+pub const MAX_OTP_COMMAND_LOG_LINE_BYTES: usize = 200;

@@ -1,13 +1,16 @@
 //! Application messages: what travels inside records once the channel is established.
 //!
 //! Each message is a type byte followed by its fields (integers big-endian, strings as `u16`
-//! length + UTF-8, each with a maximum). Requests use types `0x20..=0x29`, responses
-//! `0x80..=0x87`; `0x10` is the handshake's Finished. Decoders refuse unknown types,
+//! length + UTF-8, each with a maximum). Requests use types `0x20..=0x2a`, responses
+//! `0x80..=0x88`; `0x10` is the handshake's Finished. Decoders refuse unknown types,
 //! over-long fields and trailing bytes. PROTOCOL.md documents every layout.
 //!
 //! Compatibility: History (`0x27`) answers only the entry kinds 1–5 that every version-1
 //! client decodes; bank notices such as "unlocked by the bank" (kind 6) are sent only in
 //! answer to HistoryWithNotices (`0x29`), which only a client that knows them sends.
+//! Likewise the kind of code a login needs (the server console's, or an authenticator
+//! app's) is named, in CodeRequested (`0x88`), only in answer to LoginWithCodeKind (`0x2a`);
+//! Login still gets OtpSent, whatever the kind.
 
 use std::fmt;
 
@@ -92,6 +95,33 @@ pub enum Request {
     Logout,
     /// Read the most recent history entries, bank notices (kind 6 and later) included.
     HistoryWithNotices,
+    /// First login step, from a client that can ask for either kind of code: the same
+    /// fields as [`Request::Login`], answered with [`Response::CodeRequested`].
+    LoginWithCodeKind {
+        /// The account name.
+        username: String,
+        /// The password, in clear inside the encrypted record.
+        password: String,
+    },
+}
+
+/// Which code the second login step takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CodeKind {
+    /// A one-time code the server sent to the registered device (the console stands in).
+    Device = 1,
+    /// The current code of the authenticator app enrolled for the account (TOTP).
+    Authenticator = 2,
+}
+
+impl CodeKind {
+    /// The kind for a wire byte.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        [Self::Device, Self::Authenticator]
+            .into_iter()
+            .find(|kind| *kind as u8 == byte)
+    }
 }
 
 /// What a history entry records.
@@ -195,6 +225,14 @@ pub enum Response {
     History(Vec<HistoryEntry>),
     /// The session ended.
     LoggedOut,
+    /// The password was right (answer to [`Request::LoginWithCodeKind`]): send the code of
+    /// this kind.
+    CodeRequested {
+        /// The kind of code to ask the person for.
+        kind: CodeKind,
+        /// How long the login waits for it, in seconds.
+        ttl_secs: u32,
+    },
 }
 
 mod tag {
@@ -208,6 +246,7 @@ mod tag {
     pub const HISTORY: u8 = 0x27;
     pub const LOGOUT: u8 = 0x28;
     pub const HISTORY_WITH_NOTICES: u8 = 0x29;
+    pub const LOGIN_WITH_CODE_KIND: u8 = 0x2a;
     pub const R_ERROR: u8 = 0x80;
     pub const R_ECHO: u8 = 0x81;
     pub const R_OTP_SENT: u8 = 0x82;
@@ -216,6 +255,7 @@ mod tag {
     pub const R_TX_APPLIED: u8 = 0x85;
     pub const R_HISTORY: u8 = 0x86;
     pub const R_LOGGED_OUT: u8 = 0x87;
+    pub const R_CODE_REQUESTED: u8 = 0x88;
 }
 
 impl Request {
@@ -233,6 +273,9 @@ impl Request {
             Self::History => w.u8(tag::HISTORY),
             Self::Logout => w.u8(tag::LOGOUT),
             Self::HistoryWithNotices => w.u8(tag::HISTORY_WITH_NOTICES),
+            Self::LoginWithCodeKind { username, password } => {
+                w.u8(tag::LOGIN_WITH_CODE_KIND).str16(username).str16(password)
+            }
         };
         w.into_bytes()
     }
@@ -264,6 +307,10 @@ impl Request {
             tag::HISTORY => Self::History,
             tag::LOGOUT => Self::Logout,
             tag::HISTORY_WITH_NOTICES => Self::HistoryWithNotices,
+            tag::LOGIN_WITH_CODE_KIND => Self::LoginWithCodeKind {
+                username: r.str16(MAX_USERNAME_BYTES, "username")?.to_string(),
+                password: r.str16(MAX_PASSWORD_BYTES, "password")?.to_string(),
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -304,6 +351,9 @@ impl fmt::Debug for Request {
             Self::History => write!(f, "History"),
             Self::Logout => write!(f, "Logout"),
             Self::HistoryWithNotices => write!(f, "HistoryWithNotices"),
+            Self::LoginWithCodeKind { username, .. } => {
+                write!(f, "LoginWithCodeKind(username {username:?}, password ********)")
+            }
         }
     }
 }
@@ -340,6 +390,7 @@ impl Response {
                 &mut w
             }
             Self::LoggedOut => w.u8(tag::R_LOGGED_OUT),
+            Self::CodeRequested { kind, ttl_secs } => w.u8(tag::R_CODE_REQUESTED).u8(*kind as u8).u32(*ttl_secs),
         };
         w.into_bytes()
     }
@@ -367,6 +418,10 @@ impl Response {
             },
             tag::R_HISTORY => Self::History(decode_history(&mut r)?),
             tag::R_LOGGED_OUT => Self::LoggedOut,
+            tag::R_CODE_REQUESTED => Self::CodeRequested {
+                kind: CodeKind::from_byte(r.u8("kind")?).ok_or(DecodeError::BadValue("kind"))?,
+                ttl_secs: r.u32("ttl_secs")?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -421,6 +476,10 @@ mod tests {
             Request::History,
             Request::Logout,
             Request::HistoryWithNotices,
+            Request::LoginWithCodeKind {
+                username: "alice".into(),
+                password: "correct horse".into(),
+            },
         ]
     }
 
@@ -437,6 +496,14 @@ mod tests {
             Response::Error(ErrorCode::InsufficientFunds),
             Response::Echo(vec![1, 2, 3]),
             Response::OtpSent { ttl_secs: 120 },
+            Response::CodeRequested {
+                kind: CodeKind::Authenticator,
+                ttl_secs: 120,
+            },
+            Response::CodeRequested {
+                kind: CodeKind::Device,
+                ttl_secs: 120,
+            },
             Response::LoggedIn {
                 username: "alice".into(),
                 balance_cents: 10_000,

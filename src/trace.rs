@@ -221,6 +221,20 @@ impl Display for ResponseTrace<'_> {
             Response::OtpSent { ttl_secs } => {
                 write!(f, "OtpSent(code sent to the registered device, valid {ttl_secs} s)")
             }
+            Response::CodeRequested {
+                kind: crate::message::CodeKind::Device,
+                ttl_secs,
+            } => write!(
+                f,
+                "CodeRequested(code sent to the registered device, valid {ttl_secs} s)"
+            ),
+            Response::CodeRequested {
+                kind: crate::message::CodeKind::Authenticator,
+                ttl_secs,
+            } => write!(
+                f,
+                "CodeRequested(the code of the account's authenticator app, within {ttl_secs} s)"
+            ),
             Response::LoggedIn {
                 username,
                 balance_cents,

@@ -602,3 +602,42 @@ fn ctrl_c_while_a_money_request_waits_names_the_pending_request_and_exits_non_ze
         "{transcript}"
     );
 }
+
+/// The prompt for each kind of code: an account with an authenticator app is asked for the
+/// app's code and not pointed at the server console (the console kind's prompt is checked by
+/// `the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinned_key`).
+#[test]
+fn an_account_with_an_authenticator_app_is_asked_for_the_apps_code_not_the_console_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = dir.path().join("outbox");
+    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let (enrolled, secret) = common::enrol_totp_with_binary(&data, "alice", &[Some(0)]);
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    let server = common::spawn_server_process(&data, &outbox, &[]);
+    let known_servers = dir.path().join("known_servers");
+    let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
+    terminal.expect("Enter Username: ");
+    terminal.type_line("alice");
+    terminal.expect("Enter Password: ");
+    terminal.wait_until_echo_is_off();
+    terminal.type_line(PASSWORD);
+    let before_prompt = terminal.expect("Enter the code from your authenticator app: ");
+    assert!(before_prompt.contains("Open your authenticator app"), "{before_prompt}");
+    assert!(!before_prompt.contains("server console"), "{before_prompt}");
+    terminal.type_line("12345");
+    terminal.expect("The code is 6 digits, as shown by your authenticator app. Nothing was sent");
+    terminal.expect("Enter the code from your authenticator app: ");
+    // The enrolment used the current step; the next step's code is inside the ±1 window.
+    terminal.type_line(&common::independent_totp(&secret, common::current_totp_step() + 1));
+    terminal.expect("Welcome, alice. Your balance is 100.00.");
+    terminal.expect("Choose an option: ");
+    terminal.type_line("6");
+    let (_, status) = terminal.finish();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "exit status {status:?}");
+    assert!(!outbox.join("alice.otp").exists(), "no console code was issued");
+}

@@ -320,7 +320,9 @@ fn requests_before_login_and_while_awaiting_the_code_are_refused() {
 /// gained a field naming a source account would stop this from compiling.
 fn accounts_named_by(request: &Request) -> Vec<&str> {
     match request {
-        Request::Login { username, password: _ } => vec![username.as_str()],
+        Request::Login { username, password: _ } | Request::LoginWithCodeKind { username, password: _ } => {
+            vec![username.as_str()]
+        }
         Request::Transfer {
             txid: _,
             amount_cents: _,

@@ -576,6 +576,26 @@ fn crate_message_vectors() -> Vec<Entry> {
             &Response::LoggedOut.encode(),
         ),
         Entry::fields(
+            "request_login_with_code_kind",
+            "LoginWithCodeKind(username = \"alice\", password = \"correct horse\")",
+            &[&[0x2a], &[0x00, 0x05], b"alice", &[0x00, 0x0d], b"correct horse"],
+            &Request::LoginWithCodeKind {
+                username: "alice".into(),
+                password: "correct horse".into(),
+            }
+            .encode(),
+        ),
+        Entry::fields(
+            "response_code_requested",
+            "CodeRequested(kind = 2 authenticator app, ttl_secs = 120)",
+            &[&[0x88], &[0x02], &120u32.to_be_bytes()],
+            &Response::CodeRequested {
+                kind: securebank::message::CodeKind::Authenticator,
+                ttl_secs: 120,
+            }
+            .encode(),
+        ),
+        Entry::fields(
             "operator_unlock_frame",
             "admin socket: OperatorRequest frame, Unlock(name = \"alice\")",
             &[&[0x00, 0x00, 0x00, 0x09], &[0x0a], &[0x02], &[0x00, 0x05], b"alice"],
@@ -947,7 +967,19 @@ fn document_states_every_limit_and_error_code() {
         ("OPERATOR_REPLY_TIMEOUT_SECS", l::OPERATOR_REPLY_TIMEOUT_SECS),
         ("MAX_OPERATOR_TEXT_BYTES", as_u64(l::MAX_OPERATOR_TEXT_BYTES)),
     ];
-    for (name, value) in limits.into_iter().chain(journal_limits) {
+    let delivery_and_totp_limits = [
+        ("DEFAULT_OTP_COMMAND_TIMEOUT_SECS", l::DEFAULT_OTP_COMMAND_TIMEOUT_SECS),
+        ("MAX_OTP_COMMAND_LOG_LINES", as_u64(l::MAX_OTP_COMMAND_LOG_LINES)),
+        (
+            "MAX_OTP_COMMAND_LOG_LINE_BYTES",
+            as_u64(l::MAX_OTP_COMMAND_LOG_LINE_BYTES),
+        ),
+        ("TOTP_STEP_SECS", l::TOTP_STEP_SECS),
+        ("TOTP_SKEW_STEPS", l::TOTP_SKEW_STEPS),
+        ("TOTP_SECRET_BYTES", as_u64(l::TOTP_SECRET_BYTES)),
+        ("TOTP_ENROL_TRIES", u64::from(l::TOTP_ENROL_TRIES)),
+    ];
+    for (name, value) in limits.into_iter().chain(journal_limits).chain(delivery_and_totp_limits) {
         let cell = format!("`{name}`");
         let row = rows
             .iter()

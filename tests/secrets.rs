@@ -513,7 +513,7 @@ fn traced_bank_client_session_prints_neither_password_nor_code() {
     assert!(
         printed
             .text
-            .contains(r#"request Login(username "alice", password ********)"#),
+            .contains(r#"request LoginWithCodeKind(username "alice", password ********)"#),
         "{}",
         printed.text
     );

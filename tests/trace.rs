@@ -198,10 +198,13 @@ fn traced_client_shows_handshake_pin_keys_and_each_record_in_order() {
                 "\"securebank v1 finished\"",
             ],
             &["--> Record frame, 54 bytes: seq 0, c2s key", "Finished"],
-            &["-->   request Login(username \"user123\", password ********)"],
+            &["-->   request LoginWithCodeKind(username \"user123\", password ********)"],
             &["--> Record frame", "seq 1, c2s key"],
             &["<-- Record frame", "seq 0, s2c key"],
-            &["<--   response OtpSent(", "valid 120 s"],
+            &[
+                "<--   response CodeRequested(code sent to the registered device",
+                "valid 120 s",
+            ],
             &["-->   request SubmitOtp(code ******)"],
             &["<--   response LoggedIn(username \"user123\", balance 1000.00)"],
             &["-->   request Deposit(txid ", "amount 25.50)"],
@@ -262,8 +265,8 @@ fn traced_server_shows_signing_keys_and_each_request_in_order() {
             &["--> ServerHello frame"],
             &["<-- Record frame, 54 bytes: seq 0, c2s key", "Finished: MAC verified"],
             &["<-- Record frame", "seq 1, c2s key"],
-            &["<--   request Login(username \"user123\", password ********)"],
-            &["-->   response OtpSent("],
+            &["<--   request LoginWithCodeKind(username \"user123\", password ********)"],
+            &["-->   response CodeRequested("],
             &["--> Record frame", "seq 0, s2c key"],
             &["<--   request SubmitOtp(code ******)"],
             &["-->   response LoggedIn(username \"user123\", balance 1000.00)"],
@@ -445,7 +448,7 @@ fn traced_server_shows_the_pbkdf2_work_that_makes_login_pause() {
         &[
             &["request Login"],
             &["password check: PBKDF2-HMAC-SHA256, 1000 iterations, took ", "ms"],
-            &["response OtpSent"],
+            &["response CodeRequested"],
         ],
     );
 }

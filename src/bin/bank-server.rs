@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bank-server [--data DIR] [--listen ADDR] [--demo-accounts] [--otp-outbox DIR] [--trace[=bytes]]
+//!             [--otp-command PROGRAM] [--otp-command-timeout-secs N]
 //!             [--max-connections N] [--handshake-timeout-secs N] [--idle-timeout-secs N] [--write-timeout-secs N]
 //!             [--otp-ttl-secs N] [--pbkdf2-iterations N] [--lockout-secs N]
 //!             [--anonymous-idle-timeout-secs N] [--login-queue-deadline-ms N] [--anonymous-per-source N]
@@ -12,6 +13,8 @@
 //! bank-server add-account NAME [--deposit AMOUNT] [--data DIR] [--pbkdf2-iterations N]
 //! bank-server unlock NAME [--data DIR]
 //! bank-server close-account NAME [--data DIR]
+//! bank-server enrol-totp NAME [--data DIR]
+//! bank-server remove-totp NAME [--data DIR]
 //! bank-server stats [--data DIR]
 //! bank-server checkpoint [--data DIR]
 //! bank-server verify [--data DIR] [--txid-retention-secs N]
@@ -24,7 +27,7 @@
 //! ([`securebank::operator_client`]); their first line says which.
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,7 +37,7 @@ use securebank::identity::{KeyOrigin, ServerIdentity};
 use securebank::limits::{
     MAX_BALANCE_CENTS, MAX_CONNECTIONS_LIMIT, MAX_JOURNAL_PREALLOCATE_KIB, MAX_LOGIN_QUEUE_DEADLINE_MS,
     MAX_PBKDF2_ITERATIONS, MAX_SOURCE_RATE, MAX_TIME_LIMIT_SECS, MAX_TXID_RETENTION_SECS, MIN_LOCKOUT_SECS,
-    MIN_PBKDF2_ITERATIONS,
+    MIN_PBKDF2_ITERATIONS, TOTP_ENROL_TRIES,
 };
 use securebank::money::{format_cents, parse_amount_up_to};
 use securebank::operator_client::{self, Target};
@@ -43,6 +46,7 @@ use securebank::server::operator::{Command, Reply, Status};
 use securebank::server::operator_socket;
 use securebank::server::recovery::RecoveryReport;
 use securebank::server::{Server, ServerConfig, admin};
+use securebank::totp::{self, TotpSecret};
 use securebank::trace::TraceLevel;
 
 /// `--help`: every command and every flag, on standard output.
@@ -55,6 +59,9 @@ usage:
                                            open an account (password read from the terminal or stdin)
   bank-server unlock NAME [--data DIR]     lift a login lockout
   bank-server close-account NAME [--data DIR]
+  bank-server enrol-totp NAME [--data DIR] give NAME an authenticator app (shows a QR code,
+                                           then asks for one code from the app)
+  bank-server remove-totp NAME [--data DIR] back to console codes for NAME
   bank-server stats [--data DIR]           accounts, money, journal and limits
   bank-server checkpoint [--data DIR]      write a checkpoint now
   bank-server verify [--data DIR] [--txid-retention-secs N]
@@ -73,6 +80,9 @@ options:
   --demo-accounts              on a new data directory, open two demo accounts and print
                                their passwords once
   --otp-outbox DIR             also write each one-time code to DIR/NAME.otp (for tests)
+  --otp-command PROGRAM        also run PROGRAM NAME with each code on its stdin (an SMS or
+                               e-mail gateway); no shell; a failure answers `unavailable`
+  --otp-command-timeout-secs N PROGRAM is killed after N s (default 10)
   --trace[=bytes]              show each protocol step on stderr (=bytes: with hex dumps)
   --max-connections N          connections served at once (default 1024, lowered to fit the
                                file limit); one more gets ServerBusy; a quarter is kept for
@@ -114,6 +124,8 @@ const VALUED: &[&str] = &[
     "data",
     "listen",
     "otp-outbox",
+    "otp-command",
+    "otp-command-timeout-secs",
     "max-connections",
     "handshake-timeout-secs",
     "idle-timeout-secs",
@@ -212,6 +224,16 @@ fn dispatch(mut args: Args) -> Result<ExitCode, String> {
             };
             operate(&config, &command)
         }
+        Some("enrol-totp") => {
+            let name = args.next_positional().ok_or("enrol-totp needs a NAME")?;
+            args.finish()?;
+            enrol_totp(&config, &name)
+        }
+        Some("remove-totp") => {
+            let name = args.next_positional().ok_or("remove-totp needs a NAME")?;
+            args.finish()?;
+            operate(&config, &Command::RemoveTotp { name })
+        }
         Some("stats") => {
             args.finish()?;
             operate(&config, &Command::Stats)
@@ -281,6 +303,9 @@ fn time_limits(args: &mut Args, config: &mut ServerConfig) -> Result<(), String>
     if let Some(ttl) = secs("otp-ttl-secs")? {
         config.otp_ttl = ttl;
     }
+    if let Some(limit) = secs("otp-command-timeout-secs")? {
+        config.otp_command_timeout = limit;
+    }
     if let Some(lockout) = args.number_in::<u64>("lockout-secs", MIN_LOCKOUT_SECS..=MAX_TIME_LIMIT_SECS)? {
         config.bank.lockout_secs = lockout;
     }
@@ -331,6 +356,7 @@ fn serve(mut args: Args, mut config: ServerConfig) -> Result<ExitCode, String> {
     time_limits(&mut args, &mut config)?;
     source_limits(&mut args, &mut config)?;
     config.otp_outbox = args.value("otp-outbox")?.map(PathBuf::from);
+    config.otp_command = args.value("otp-command")?.map(PathBuf::from);
     if let Some(level) = args.take("trace") {
         config.trace = TraceLevel::parse(level.as_deref()).ok_or("--trace takes no value or =bytes")?;
     }
@@ -498,6 +524,52 @@ fn print_reply(reply: &Reply) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `enrol-totp NAME`: makes a secret, shows it (QR code, text, URI), and reads codes from
+/// the app until one matches it here (at most [`TOTP_ENROL_TRIES`]); then sends the secret
+/// with that code, and the bank enrols it only if the code matches at the bank's clock too.
+fn enrol_totp(config: &ServerConfig, name: &str) -> Result<ExitCode, String> {
+    securebank::server::auth::validate_username(name).map_err(|err| err.to_string())?;
+    require_bank(&config.data_dir)?;
+    let target = operator_client::choose(config, true).map_err(|err| err.to_string())?;
+    println!("{}", target.describe(&config.data_dir));
+    let status = target
+        .run(&Command::TotpStatus { name: name.to_string() }, config)
+        .map_err(|err| err.to_string())?;
+    if status.status != Status::Done {
+        return Ok(print_reply(&status));
+    }
+    println!("{} now", status.text);
+    let secret = TotpSecret::generate();
+    println!("{}", totp::enrolment_sheet(name, &secret).as_str());
+    for try_number in 1..=TOTP_ENROL_TRIES {
+        print!("Code the app shows now: ");
+        io::stdout().flush().map_err(|err| err.to_string())?;
+        let mut line = zeroize::Zeroizing::new(String::new());
+        if io::stdin().lock().read_line(&mut line).map_err(|err| err.to_string())? == 0 {
+            return Err("no code was typed: nothing was enrolled".into());
+        }
+        let code = zeroize::Zeroizing::new(line.trim().to_string());
+        if totp::verify(&secret, &code, securebank::server::bank::now_unix_secs(), 0).is_none() {
+            let left = TOTP_ENROL_TRIES - try_number;
+            println!(
+                "That is not the app's current code for this secret ({left} {} left). Check that the \
+                 app shows {name} ({}) and that the phone's clock is right.",
+                if left == 1 { "try" } else { "tries" },
+                totp::ISSUER
+            );
+            continue;
+        }
+        let command = Command::EnrolTotp {
+            name: name.to_string(),
+            secret,
+            code,
+        };
+        let reply = target.run(&command, config).map_err(|err| err.to_string())?;
+        return Ok(print_reply(&reply));
+    }
+    Err("no code matched the secret: nothing was enrolled (run enrol-totp again for a new secret)".into())
 }
 
 fn verify(config: &ServerConfig) -> Result<ExitCode, String> {

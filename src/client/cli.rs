@@ -19,7 +19,8 @@ use super::terminal;
 use super::{Client, connect_pinned, new_txid, probe_fingerprint};
 use crate::error::{ClientError, ErrorCode};
 use crate::known_servers::KnownServers;
-use crate::limits::{LOCKOUT_THRESHOLD, OTP_DIGITS, OTP_MAX_TRIES};
+use crate::limits::{LOCKOUT_THRESHOLD, OTP_DIGITS, OTP_MAX_TRIES, TOTP_STEP_SECS};
+use crate::message::CodeKind;
 use crate::money::{format_cents, parse_amount};
 use crate::trace::{TraceLevel, Tracer};
 
@@ -148,10 +149,24 @@ fn log_in(link: &mut Link, username: Option<&str>) -> Result<Option<(String, u64
         let Some(password) = read_password("Enter Password: ") else {
             return Ok(None);
         };
-        match send_password(link, &username, &password) {
-            Ok(ttl_secs) => println!(
-                "A one-time code was sent to your registered device (see the server console). It is valid for {ttl_secs} s."
-            ),
+        let (prompt, shape_hint) = match send_password(link, &username, &password) {
+            Ok((CodeKind::Device, ttl_secs)) => {
+                println!(
+                    "A one-time code was sent to your registered device (see the server console). It is valid for {ttl_secs} s."
+                );
+                ("Enter OTP: ", "as shown on the server console")
+            }
+            Ok((CodeKind::Authenticator, ttl_secs)) => {
+                println!(
+                    "Open your authenticator app: the code for {username} ({}) changes every {TOTP_STEP_SECS} s. \
+                     Type it within {ttl_secs} s.",
+                    crate::totp::ISSUER
+                );
+                (
+                    "Enter the code from your authenticator app: ",
+                    "as shown by your authenticator app",
+                )
+            }
             Err(ClientError::Refused(code)) => {
                 println!("Login failed: {}.", code.explain());
                 if code == ErrorCode::AccountLocked {
@@ -160,16 +175,14 @@ fn log_in(link: &mut Link, username: Option<&str>) -> Result<Option<(String, u64
                 continue;
             }
             Err(err) => return Err(err),
-        }
+        };
         let mut tries_left = OTP_MAX_TRIES;
         loop {
-            let Some(code) = read_line("Enter OTP: ").map(Zeroizing::new) else {
+            let Some(code) = read_line(prompt).map(Zeroizing::new) else {
                 return Ok(None);
             };
             if !is_code_shaped(&code) {
-                println!(
-                    "The code is {OTP_DIGITS} digits, as shown on the server console. Nothing was sent; type it again."
-                );
+                println!("The code is {OTP_DIGITS} digits, {shape_hint}. Nothing was sent; type it again.");
                 continue;
             }
             match link.client.submit_otp(&code) {
@@ -200,12 +213,12 @@ fn log_in(link: &mut Link, username: Option<&str>) -> Result<Option<(String, u64
 /// limit (30 s by default), which a person reading the prompt can pass: then this
 /// reconnects once, to the same pinned key, and sends the password again (a connection
 /// closed while idle never delivered the first one, so nothing was counted for it).
-fn send_password(link: &mut Link, username: &str, password: &str) -> Result<u32, ClientError> {
-    match link.client.login(username, password) {
+fn send_password(link: &mut Link, username: &str, password: &str) -> Result<(CodeKind, u32), ClientError> {
+    match link.client.login_with_code_kind(username, password) {
         Err(err) if plain::connection_lost(&err) => {
             link.client = connect_pinned(link.addr, &link.fingerprint, link.tracer)?;
             println!("(The server had closed the idle connection; reconnected to the same server key.)");
-            link.client.login(username, password)
+            link.client.login_with_code_kind(username, password)
         }
         other => other,
     }

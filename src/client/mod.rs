@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::channel::SecureChannel;
 use crate::error::{ChannelError, ClientError, ErrorCode};
-use crate::message::{HistoryEntry, Request, Response, TxId};
+use crate::message::{CodeKind, HistoryEntry, Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
 
 /// How long the client waits for any response, in seconds. A login waits behind other
@@ -169,6 +169,30 @@ impl Client {
             "login",
         );
         if let Request::Login { password, .. } = &mut request {
+            zeroize::Zeroize::zeroize(password);
+        }
+        outcome
+    }
+
+    /// First login step, asking the server to name the kind of code it wants
+    /// (LoginWithCodeKind): returns that kind and the time the login waits for the code.
+    pub fn login_with_code_kind(&mut self, username: &str, password: &str) -> Result<(CodeKind, u32), ClientError> {
+        let mut request = Request::LoginWithCodeKind {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        let outcome = self.expect(
+            &request,
+            |r| {
+                if let Response::CodeRequested { kind, ttl_secs } = r {
+                    Some((kind, ttl_secs))
+                } else {
+                    None
+                }
+            },
+            "login",
+        );
+        if let Request::LoginWithCodeKind { password, .. } = &mut request {
             zeroize::Zeroize::zeroize(password);
         }
         outcome

@@ -589,6 +589,65 @@ impl Bank {
     }
 }
 
+/// Authenticator apps (TOTP): enrolment and removal by the operator, and the second login
+/// step of an enrolled account. Each decision is made and journaled under one acquisition
+/// of the ledger lock, so two logins racing with the same code cannot both use its step.
+impl Bank {
+    /// Enrols `secret` for `name` (the operator's `enrol-totp`) if `code` is the app's code
+    /// at `totp_now`; durable before it returns. A wrong code changes nothing.
+    pub fn enrol_totp(
+        &self,
+        name: &str,
+        secret: &crate::totp::TotpSecret,
+        code: &str,
+        totp_now: u64,
+        now: u64,
+    ) -> Result<Result<(), OperatorRefusal>, JournalError> {
+        self.operator_action(|ledger| ledger.decide_totp_enrolment(name, secret, code, totp_now, now))
+    }
+
+    /// Removes the authenticator app of `name` (the operator's `remove-totp`): it is back to
+    /// console codes, once durable.
+    pub fn remove_totp(&self, name: &str, now: u64) -> Result<Result<(), OperatorRefusal>, JournalError> {
+        self.operator_action(|ledger| ledger.decide_totp_removal(name, now))
+    }
+
+    /// Whether `name` is an open account with an authenticator app.
+    pub fn uses_totp(&self, name: &str) -> bool {
+        self.lock()
+            .account(name)
+            .is_some_and(|account| !account.closed && account.totp.is_some())
+    }
+
+    /// Which code the logins of `name` take; `None` for an unknown or closed account.
+    pub fn login_code_kind(&self, name: &str) -> Option<crate::message::CodeKind> {
+        use crate::message::CodeKind;
+        let ledger = self.lock();
+        let account = ledger.account(name).filter(|account| !account.closed)?;
+        Some(if account.totp.is_some() {
+            CodeKind::Authenticator
+        } else {
+            CodeKind::Device
+        })
+    }
+
+    /// Completes the login of `name` with an authenticator `code` at `totp_now`: records the
+    /// code's step as used and returns the balance, once durable. A refusal records nothing
+    /// (the caller counts an `otp_invalid` as a failed login).
+    pub fn totp_login(&self, name: &str, code: &str, totp_now: u64, now: u64) -> Result<Ruled<u64>, JournalError> {
+        let mut ledger = self.lock();
+        let event = match ledger.decide_totp_login(name, code, totp_now, now) {
+            Ok(event) => event,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let lsn = self.record(&mut ledger, &event);
+        let balance = ledger.account(name).map_or(0, |account| account.balance_cents);
+        drop(ledger);
+        self.journal.wait_durable(lsn)?;
+        Ok(Ok(balance))
+    }
+}
+
 fn micros(elapsed: std::time::Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }

@@ -12,13 +12,20 @@
 //! 0x05 Transaction    at u64 | user str | txid[16] | kind u8 | amount u64 | counterparty str | outcome str
 //! 0x06 AccountUnlocked at u64 | name str
 //! 0x07 AccountClosed  at u64 | name str
-//! 0x08 UnknownNameLoginFailed at u64
+//! 0x08 TotpEnrolled   at u64 | name str | secret[20] | step u64
+//! 0x09 TotpRemoved    at u64 | name str
+//! 0x0a TotpLoginSucceeded at u64 | name str | step u64
+//! 0x0b UnknownNameLoginFailed at u64
 //! ```
 //! `kind` is 1 deposit, 2 withdrawal, 3 transfer; `outcome` is `ok` or an error code name.
 //!
 //! `AccountOpened`, `AccountUnlocked` and `AccountClosed` are the operator's actions
 //! (`bank-server add-account`, `unlock`, `close-account`): journaled like every other
 //! change, they are the audit trail of what the bank's staff did, to which account, when.
+//! So are `TotpEnrolled` and `TotpRemoved` (`bank-server enrol-totp`, `remove-totp`):
+//! enrolment is recorded only after a code from the app was checked against the secret, and
+//! `step` is that code's time step, already used. `TotpLoginSucceeded` is a complete login
+//! with an authenticator code of time step `step`, which can never be used again.
 //!
 //! `UnknownNameLoginFailed` changes nothing: it is written so that a failed login for a
 //! name no account has takes the same path, and the same wait for a sync, as a wrong
@@ -29,6 +36,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{DecodeError, ErrorCode};
 use crate::limits::{MAX_ERROR_CODE_BYTES, MAX_USERNAME_BYTES, PASSWORD_SALT_BYTES};
 use crate::message::TxId;
+use crate::totp::TotpSecret;
 
 /// A stored password: PBKDF2-HMAC-SHA256 output with its salt and iteration count.
 #[derive(Clone, PartialEq, Eq)]
@@ -142,6 +150,33 @@ pub enum Event {
         /// Account name.
         name: String,
     },
+    /// The operator enrolled an authenticator app, after a code from it checked out.
+    TotpEnrolled {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+        /// The secret shared with the app (it replaces any earlier one).
+        secret: TotpSecret,
+        /// Time step of the confirmation code: it and earlier steps are used up.
+        step: u64,
+    },
+    /// The operator removed the authenticator app: the account is back to console codes.
+    TotpRemoved {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+    },
+    /// A complete two-step login with an authenticator code of time step `step`.
+    TotpLoginSucceeded {
+        /// Unix seconds.
+        at: u64,
+        /// Account name.
+        name: String,
+        /// The code's time step: it and earlier steps are used up.
+        step: u64,
+    },
     /// A failed login for a name no open account has (no state change; see the module doc).
     UnknownNameLoginFailed {
         /// Unix seconds.
@@ -162,6 +197,9 @@ impl Event {
             | Self::Transaction { at, .. }
             | Self::AccountUnlocked { at, .. }
             | Self::AccountClosed { at, .. }
+            | Self::TotpEnrolled { at, .. }
+            | Self::TotpRemoved { at, .. }
+            | Self::TotpLoginSucceeded { at, .. }
             | Self::UnknownNameLoginFailed { at } => *at,
         }
     }
@@ -205,7 +243,12 @@ impl Event {
                 .str16(refused.map_or(OUTCOME_OK, ErrorCode::as_str)),
             Self::AccountUnlocked { at, name } => w.u8(0x06).u64(*at).str16(name),
             Self::AccountClosed { at, name } => w.u8(0x07).u64(*at).str16(name),
-            Self::UnknownNameLoginFailed { at } => w.u8(0x08).u64(*at),
+            Self::TotpEnrolled { at, name, secret, step } => {
+                w.u8(0x08).u64(*at).str16(name).raw(secret.as_bytes()).u64(*step)
+            }
+            Self::TotpRemoved { at, name } => w.u8(0x09).u64(*at).str16(name),
+            Self::TotpLoginSucceeded { at, name, step } => w.u8(0x0a).u64(*at).str16(name).u64(*step),
+            Self::UnknownNameLoginFailed { at } => w.u8(0x0b).u64(*at),
         };
         w.into_bytes()
     }
@@ -258,7 +301,22 @@ impl Event {
                 at: r.u64("at")?,
                 name: name(&mut r)?,
             },
-            0x08 => Self::UnknownNameLoginFailed { at: r.u64("at")? },
+            0x08 => Self::TotpEnrolled {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+                secret: TotpSecret::from_bytes(r.array("secret")?),
+                step: r.u64("step")?,
+            },
+            0x09 => Self::TotpRemoved {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+            },
+            0x0a => Self::TotpLoginSucceeded {
+                at: r.u64("at")?,
+                name: name(&mut r)?,
+                step: r.u64("step")?,
+            },
+            0x0b => Self::UnknownNameLoginFailed { at: r.u64("at")? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -323,7 +381,22 @@ mod tests {
                 at: 8,
                 name: "alice".into(),
             },
-            Event::UnknownNameLoginFailed { at: 9 },
+            Event::TotpEnrolled {
+                at: 9,
+                name: "alice".into(),
+                secret: TotpSecret::from_bytes([5; 20]),
+                step: 56_666_667,
+            },
+            Event::TotpRemoved {
+                at: 10,
+                name: "alice".into(),
+            },
+            Event::TotpLoginSucceeded {
+                at: 11,
+                name: "alice".into(),
+                step: 56_666_668,
+            },
+            Event::UnknownNameLoginFailed { at: 12 },
         ];
         for event in events {
             assert_eq!(Event::decode(&event.encode()).unwrap(), event);

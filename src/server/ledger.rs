@@ -27,6 +27,7 @@ pub use super::retention::TxidRetention;
 use crate::error::ErrorCode;
 use crate::limits::{LOCKOUT_THRESHOLD, MAX_BALANCE_CENTS, MAX_HISTORY_ENTRIES, MAX_TRANSACTION_CENTS};
 use crate::message::{EntryKind, HistoryEntry, TxId};
+use crate::totp::{self, Enrolment, TotpSecret};
 
 /// One account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub struct Account {
     pub(super) seen: HashMap<TxId, SeenTransaction>,
     /// Closed by the operator: no login, no money in or out, ever again.
     pub closed: bool,
+    /// The authenticator app enrolled by the operator, if any: then the second login step
+    /// takes its codes instead of console codes.
+    pub totp: Option<Enrolment>,
 }
 
 /// Whether one more failed login, after `consecutive_failures`, locks the account. The
@@ -76,6 +80,10 @@ pub enum OperatorRefusal {
     NotLocked(String),
     /// `close-account` of an account that still holds money (cents).
     NotEmpty(String, u64),
+    /// `remove-totp` of an account that uses console codes.
+    NoAuthenticator(String),
+    /// `enrol-totp` with a code that does not match the new secret now.
+    WrongTotpCode(String),
 }
 
 impl std::fmt::Display for OperatorRefusal {
@@ -89,6 +97,12 @@ impl std::fmt::Display for OperatorRefusal {
                 "{name} still holds {}: only an empty account can be closed (the customer withdraws \
                  or transfers the money first)",
                 crate::money::format_cents(*cents)
+            ),
+            Self::NoAuthenticator(name) => write!(f, "{name} has no authenticator app: it uses console codes"),
+            Self::WrongTotpCode(name) => write!(
+                f,
+                "that code does not match the new secret for {name} now; nothing was enrolled (check \
+                 that the app's clock is right, or type the next code it shows)"
             ),
         }
     }
@@ -363,6 +377,7 @@ impl Ledger {
                     last_lsn: lsn,
                     seen: HashMap::new(),
                     closed: false,
+                    totp: None,
                 };
                 if *opening_cents > 0 {
                     push_history(
@@ -409,6 +424,9 @@ impl Ledger {
             }
             // Written only so the answer takes as long as a real failure (events.rs).
             Event::UnknownNameLoginFailed { .. } => {}
+            Event::TotpEnrolled { .. } | Event::TotpRemoved { .. } | Event::TotpLoginSucceeded { .. } => {
+                self.apply_totp(event, lsn)?;
+            }
         }
         self.advance_clock(event.at());
         Ok(())
@@ -566,6 +584,101 @@ impl Ledger {
             at: now,
             name: name.to_string(),
         })
+    }
+
+    /// The event that enrols an authenticator app with `secret` for `name`, if `code` is
+    /// the app's code at `totp_now` (so a mistyped or misread secret is never enrolled).
+    /// Replaces an earlier app. Refused for an unknown or closed account and a wrong code.
+    pub fn decide_totp_enrolment(
+        &self,
+        name: &str,
+        secret: &TotpSecret,
+        code: &str,
+        totp_now: u64,
+        now: u64,
+    ) -> Result<Event, OperatorRefusal> {
+        self.operable(name)?;
+        let step =
+            totp::verify(secret, code, totp_now, 0).ok_or_else(|| OperatorRefusal::WrongTotpCode(name.into()))?;
+        Ok(Event::TotpEnrolled {
+            at: now,
+            name: name.to_string(),
+            secret: secret.clone(),
+            step,
+        })
+    }
+
+    /// The event that removes the authenticator app of `name` (back to console codes).
+    pub fn decide_totp_removal(&self, name: &str, now: u64) -> Result<Event, OperatorRefusal> {
+        if self.operable(name)?.totp.is_none() {
+            return Err(OperatorRefusal::NoAuthenticator(name.to_string()));
+        }
+        Ok(Event::TotpRemoved {
+            at: now,
+            name: name.to_string(),
+        })
+    }
+
+    /// The event of a login of `name` completed with the authenticator `code` at
+    /// `totp_now` (the current step ±1, after the last step used), or why not: `otp_invalid`
+    /// for a wrong or used code (a failure to count), `otp_expired` if the app was removed
+    /// meanwhile, `account_locked`, or `invalid_credentials` for a closed account.
+    pub fn decide_totp_login(&self, name: &str, code: &str, totp_now: u64, now: u64) -> Result<Event, ErrorCode> {
+        let account = self
+            .accounts
+            .get(name)
+            .filter(|account| !account.closed)
+            .ok_or(ErrorCode::InvalidCredentials)?;
+        if account.is_locked(now) {
+            return Err(ErrorCode::AccountLocked);
+        }
+        let enrolment = account.totp.as_ref().ok_or(ErrorCode::OtpExpired)?;
+        let step = totp::verify(&enrolment.secret, code, totp_now, enrolment.last_step).ok_or(ErrorCode::OtpInvalid)?;
+        Ok(Event::TotpLoginSucceeded {
+            at: now,
+            name: name.to_string(),
+            step,
+        })
+    }
+
+    fn apply_totp(&mut self, event: &Event, lsn: u64) -> Result<(), &'static str> {
+        let (Event::TotpEnrolled { name, .. }
+        | Event::TotpRemoved { name, .. }
+        | Event::TotpLoginSucceeded { name, .. }) = event
+        else {
+            unreachable!("called with an authenticator event");
+        };
+        let account = self
+            .open_account_mut(name)
+            .ok_or("authenticator event of unknown account")?;
+        match event {
+            Event::TotpEnrolled { secret, step, .. } => {
+                account.totp = Some(Enrolment {
+                    secret: secret.clone(),
+                    last_step: *step,
+                });
+            }
+            Event::TotpRemoved { .. } => {
+                account
+                    .totp
+                    .take()
+                    .ok_or("authenticator removed from an account without one")?;
+            }
+            Event::TotpLoginSucceeded { step, .. } => {
+                let enrolment = account
+                    .totp
+                    .as_mut()
+                    .ok_or("authenticator login without an authenticator")?;
+                if *step <= enrolment.last_step {
+                    return Err("authenticator code of a time step already used");
+                }
+                enrolment.last_step = *step;
+                account.consecutive_failures = 0;
+            }
+            _ => unreachable!("matched above"),
+        }
+        account.last_lsn = lsn;
+        Ok(())
     }
 
     fn operable(&self, name: &str) -> Result<&Account, OperatorRefusal> {

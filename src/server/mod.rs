@@ -9,6 +9,7 @@
 //! | [`login_queue`] | the PBKDF2 line: a slot per core, first come first served, bounded, with a deadline |
 //! | [`unknown_names`] | failed logins of names that have no account, locked like accounts |
 //! | [`otp`] | one-time codes: generation, tags, delivery |
+//! | [`otp_command`] | `--otp-command`: a program that delivers each code (an SMS gateway) |
 //! | [`bank`] | the ledger behind its mutex plus the journal: every operation |
 //! | [`ledger`] | in-memory accounts and the rules of money |
 //! | [`retention`] | transaction ids: the time check, the ledger clock, forgetting old ids |
@@ -49,6 +50,7 @@ pub mod login_queue;
 pub mod operator;
 pub mod operator_socket;
 pub mod otp;
+pub mod otp_command;
 pub mod recovery;
 pub mod retention;
 pub mod session;
@@ -122,6 +124,12 @@ pub struct ServerConfig {
     pub pbkdf2_iterations: u32,
     /// Directory where codes are also written as `<user>.otp`.
     pub otp_outbox: Option<PathBuf>,
+    /// Program run with each code (`--otp-command`, see [`otp_command`]).
+    pub otp_command: Option<PathBuf>,
+    /// Time that program has before it is killed and the login answered `unavailable`.
+    pub otp_command_timeout: Duration,
+    /// The clock authenticator codes are checked at (the system clock; tests fix it).
+    pub totp_clock: crate::totp::TotpClock,
     /// `--trace` level.
     pub trace: TraceLevel,
     /// Checkpoint interval, transaction-id retention and preallocation.
@@ -146,6 +154,9 @@ impl ServerConfig {
             otp_ttl: Duration::from_secs(limits::DEFAULT_OTP_TTL_SECS),
             pbkdf2_iterations: limits::DEFAULT_PBKDF2_ITERATIONS,
             otp_outbox: None,
+            otp_command: None,
+            otp_command_timeout: Duration::from_secs(limits::DEFAULT_OTP_COMMAND_TIMEOUT_SECS),
+            totp_clock: crate::totp::TotpClock::system(),
             trace: TraceLevel::Off,
             bank: BankOptions::default(),
         }

@@ -15,6 +15,9 @@
 //!   0x02 Unlock        name str (≤ 32)
 //!   0x03 CloseAccount  name str (≤ 32)
 //!   0x04 Stats    0x05 Checkpoint    0x06 Verify    0x07 Stop      (no fields)
+//!   0x08 EnrolTotp     name str (≤ 32) | secret[20] | code str (≤ 16)
+//!   0x09 RemoveTotp    name str (≤ 32)
+//!   0x0a TotpStatus    name str (≤ 32)
 //! OperatorReply frame (0x0b): status u8 | text str (≤ 8 KiB)
 //!   status 0 done, 1 refused (nothing changed), 2 failed, 3 malformed request
 //! ```
@@ -24,6 +27,13 @@
 //! reply is sent only once it is durable; a decoder never panics and refuses unknown
 //! commands, over-long fields and trailing bytes; the password is wiped once used, and
 //! `Debug` never shows it.
+//!
+//! Enrolling an authenticator app is one request: the command line makes the secret, shows
+//! it to the customer (URI, text, QR code), reads one code from the app, and sends the
+//! secret with that code. The bank journals the secret only if the code matches it at the
+//! bank's clock, so nothing is pending on the server, and a misread secret is never
+//! enrolled. The secret crosses only the local admin socket, whose users can read the
+//! journal that stores it anyway (SECURITY.md 3.13).
 
 use std::fmt;
 use std::time::Duration;
@@ -41,7 +51,9 @@ use crate::error::DecodeError;
 use crate::limits::{
     LOCKOUT_THRESHOLD, MAX_OPERATOR_TEXT_BYTES, MAX_PASSWORD_BYTES, MAX_TRANSACTION_CENTS, MAX_USERNAME_BYTES,
 };
+use crate::message::{CodeKind, MAX_OTP_FIELD_BYTES};
 use crate::money::format_cents;
+use crate::totp::TotpSecret;
 
 /// An operator's command.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +85,25 @@ pub enum Command {
     Verify,
     /// Stop the running server cleanly (admin socket only).
     Stop,
+    /// Enrol an authenticator app, if `code` is its current code for `secret`.
+    EnrolTotp {
+        /// The account name.
+        name: String,
+        /// The new secret, already shown to the customer.
+        secret: TotpSecret,
+        /// A code the app shows for it now.
+        code: Zeroizing<String>,
+    },
+    /// Remove the authenticator app: back to console codes.
+    RemoveTotp {
+        /// The account name.
+        name: String,
+    },
+    /// Say which kind of code the account's logins take (changes nothing).
+    TotpStatus {
+        /// The account name.
+        name: String,
+    },
 }
 
 mod tag {
@@ -83,6 +114,9 @@ mod tag {
     pub const CHECKPOINT: u8 = 0x05;
     pub const VERIFY: u8 = 0x06;
     pub const STOP: u8 = 0x07;
+    pub const ENROL_TOTP: u8 = 0x08;
+    pub const REMOVE_TOTP: u8 = 0x09;
+    pub const TOTP_STATUS: u8 = 0x0a;
 }
 
 impl Command {
@@ -101,6 +135,11 @@ impl Command {
             Self::Checkpoint => w.u8(tag::CHECKPOINT),
             Self::Verify => w.u8(tag::VERIFY),
             Self::Stop => w.u8(tag::STOP),
+            Self::EnrolTotp { name, secret, code } => {
+                w.u8(tag::ENROL_TOTP).str16(name).raw(secret.as_bytes()).str16(code)
+            }
+            Self::RemoveTotp { name } => w.u8(tag::REMOVE_TOTP).str16(name),
+            Self::TotpStatus { name } => w.u8(tag::TOTP_STATUS).str16(name),
         };
         Zeroizing::new(w.into_bytes())
     }
@@ -121,6 +160,13 @@ impl Command {
             tag::CHECKPOINT => Self::Checkpoint,
             tag::VERIFY => Self::Verify,
             tag::STOP => Self::Stop,
+            tag::ENROL_TOTP => Self::EnrolTotp {
+                name: name(&mut r)?,
+                secret: TotpSecret::from_bytes(r.array("secret")?),
+                code: Zeroizing::new(r.str16(MAX_OTP_FIELD_BYTES, "code")?.to_string()),
+            },
+            tag::REMOVE_TOTP => Self::RemoveTotp { name: name(&mut r)? },
+            tag::TOTP_STATUS => Self::TotpStatus { name: name(&mut r)? },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -145,6 +191,9 @@ impl fmt::Debug for Command {
             Self::Checkpoint => write!(f, "Checkpoint"),
             Self::Verify => write!(f, "Verify"),
             Self::Stop => write!(f, "Stop"),
+            Self::EnrolTotp { name, .. } => write!(f, "EnrolTotp(name {name:?}, secret hidden, code ******)"),
+            Self::RemoveTotp { name } => write!(f, "RemoveTotp(name {name:?})"),
+            Self::TotpStatus { name } => write!(f, "TotpStatus(name {name:?})"),
         }
     }
 }
@@ -298,6 +347,29 @@ pub fn execute(command: &Command, context: &Context<'_>) -> Reply {
         },
         Command::Verify => verify_reply(context.config),
         Command::Stop => Reply::refused("no server is running: there is nothing to stop"),
+        Command::EnrolTotp { name, secret, code } => {
+            let totp_now = context.config.totp_clock.now_unix_secs();
+            match bank.enrol_totp(name, secret, code, totp_now, now) {
+                Ok(Ok(())) => Reply::done(format!(
+                    "enrolled an authenticator app for {name}: its logins now take the app's codes \
+                     instead of console codes"
+                )),
+                Ok(Err(refusal)) => Reply::refused(refusal.to_string()),
+                Err(err) => Reply::failed(err.to_string()),
+            }
+        }
+        Command::RemoveTotp { name } => match bank.remove_totp(name, now) {
+            Ok(Ok(())) => Reply::done(format!(
+                "removed the authenticator app of {name}: its logins take console codes again"
+            )),
+            Ok(Err(refusal)) => Reply::refused(refusal.to_string()),
+            Err(err) => Reply::failed(err.to_string()),
+        },
+        Command::TotpStatus { name } => match bank.login_code_kind(name) {
+            Some(CodeKind::Authenticator) => Reply::done(format!("{name} logs in with an authenticator app")),
+            Some(CodeKind::Device) => Reply::done(format!("{name} logs in with console codes")),
+            None => Reply::refused(format!("no open account is named {name}")),
+        },
     }
 }
 
@@ -427,6 +499,13 @@ mod tests {
             Command::Checkpoint,
             Command::Verify,
             Command::Stop,
+            Command::EnrolTotp {
+                name: "alice".into(),
+                secret: TotpSecret::from_bytes([3; 20]),
+                code: Zeroizing::new("123456".into()),
+            },
+            Command::RemoveTotp { name: "alice".into() },
+            Command::TotpStatus { name: "alice".into() },
         ]
     }
 
@@ -464,6 +543,8 @@ mod tests {
     fn debug_masks_the_password_and_a_long_reply_is_cut_at_the_limit() {
         let command = &every_command()[0];
         assert!(!format!("{command:?}").contains("horse"));
+        let enrol = format!("{:?}", every_command()[7]);
+        assert!(!enrol.contains("123456") && !enrol.contains("3, 3"), "{enrol}");
         let reply = Reply::done("é".repeat(MAX_OPERATOR_TEXT_BYTES));
         assert!(reply.text.len() <= MAX_OPERATOR_TEXT_BYTES);
         assert!(Reply::decode(&reply.encode()).is_ok());

@@ -1,6 +1,9 @@
 //! One-time codes: 6 uniform digits from the OS RNG, kept only as a keyed tag, delivered on
 //! the server console (standing in for an SMS) and optionally to an outbox file.
 //!
+//! `--otp-command` hands each code to a program as well (an SMS or e-mail gateway):
+//! [`super::otp_command`].
+//!
 //! Invariants: the code itself is never stored — only `HMAC-SHA256(process_secret,
 //! session_id | username | code)`, so it is bound to this connection's handshake and
 //! useless on another; a code is single use (the pending state is consumed on success),
@@ -16,6 +19,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::ServerConfig;
+use crate::error::DeliveryError;
 use crate::limits::{OTP_DIGITS, OTP_MAX_TRIES};
 
 /// Largest multiple of 10^6 that fits in a `u32`: draws at or above it are rejected so
@@ -81,8 +86,9 @@ impl OtpKey {
 pub struct PendingOtp {
     /// The account whose password was verified.
     pub username: String,
-    /// Tag of the code (never the code).
-    pub tag: [u8; 32],
+    /// Tag of the code sent to the device (never the code); `None` when the account's
+    /// authenticator app gives the code (checked by the bank against its secret).
+    pub tag: Option<[u8; 32]>,
     /// When the code was issued.
     pub issued_at: Instant,
     /// Wrong tries left.
@@ -94,7 +100,17 @@ impl PendingOtp {
     pub fn new(username: String, tag: [u8; 32]) -> Self {
         Self {
             username,
-            tag,
+            tag: Some(tag),
+            issued_at: Instant::now(),
+            tries_left: OTP_MAX_TRIES,
+        }
+    }
+
+    /// A login of `username` waiting, from now, for a code of its authenticator app.
+    pub fn authenticator(username: String) -> Self {
+        Self {
+            username,
+            tag: None,
             issued_at: Instant::now(),
             tries_left: OTP_MAX_TRIES,
         }
@@ -106,11 +122,23 @@ impl PendingOtp {
     }
 }
 
-/// Delivers a code to the "registered device": the server console and, if configured, the
-/// file `outbox/<user>.otp` (mode 0600, replaced atomically).
-pub fn deliver(username: &str, code: &str, ttl_secs: u64, outbox: Option<&Path>) -> io::Result<()> {
+/// Delivers a code to the "registered device": the server console; if configured, the file
+/// `outbox/<user>.otp` (mode 0600, replaced atomically); then, if configured, the
+/// `--otp-command` program ([`super::otp_command`]). Any failure means the customer will
+/// not get the code.
+pub fn deliver(username: &str, code: &str, config: &ServerConfig) -> Result<(), DeliveryError> {
+    let ttl_secs = config.otp_ttl.as_secs();
     println!("[device] OTP for {username}: {code} (valid {ttl_secs} s)");
-    let Some(outbox) = outbox else { return Ok(()) };
+    if let Some(outbox) = config.otp_outbox.as_deref() {
+        write_outbox(outbox, username, code).map_err(DeliveryError::Outbox)?;
+    }
+    if let Some(program) = config.otp_command.as_deref() {
+        super::otp_command::run(program, username, code, ttl_secs, config.otp_command_timeout)?;
+    }
+    Ok(())
+}
+
+fn write_outbox(outbox: &Path, username: &str, code: &str) -> io::Result<()> {
     crate::identity::create_private_dir(outbox)?;
     let temporary = outbox.join(format!(".{username}.otp.tmp"));
     let _ = fs::remove_file(&temporary);

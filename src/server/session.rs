@@ -17,6 +17,10 @@
 //! `anonymous_until`, renewed by a Login, never by an Echo; a session that has had
 //! [`REFUSED_TX_BURST_PER_SESSION`] transactions refused gets `unavailable` for money
 //! requests until its budget refills.
+//!
+//! The code of `AwaitingOtp` is either one the server drew and delivered (kept as a tag) or,
+//! for an account with an authenticator app, the app's current code, which the bank checks
+//! and whose time step it uses up ([`super::bank::Bank::totp_login`]).
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +35,7 @@ use super::ledger::TxRequest;
 use super::otp::{self, PendingOtp};
 use crate::error::{ErrorCode, JournalError};
 use crate::limits::{OTP_ANSWER_GRACE_SECS, REFUSED_TX_BURST_PER_SESSION};
-use crate::message::{Request, Response, TxId};
+use crate::message::{CodeKind, Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
 
 /// Where a connection is in the login flow.
@@ -55,6 +59,8 @@ pub struct Session {
     anonymous_until: Instant,
     /// The budget of refused transactions (each tells something about other accounts).
     refusals: TokenBucket,
+    /// The current login came as LoginWithCodeKind: answer CodeRequested, not OtpSent.
+    names_code_kind: bool,
 }
 
 impl Session {
@@ -68,6 +74,7 @@ impl Session {
             source,
             anonymous_until,
             refusals: TokenBucket::full(REFUSED_TX_BURST_PER_SESSION, Instant::now()),
+            names_code_kind: false,
         }
     }
 
@@ -108,12 +115,19 @@ impl Session {
                 self.anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
                 return Ok(Response::LoggedOut);
             }
-            (_, Request::Login { .. }) | (_, Request::SubmitOtp(_)) => None,
+            (_, Request::Login { .. } | Request::LoginWithCodeKind { .. } | Request::SubmitOtp(_)) => None,
             (State::Authenticated { username, .. }, _) => Some(username.clone()),
             _ => return Ok(Response::Error(ErrorCode::NotAuthenticated)),
         };
         match (request, user) {
-            (Request::Login { username, password }, _) => self.login(username, &Zeroizing::new(password), shared),
+            (Request::Login { username, password }, _) => {
+                self.names_code_kind = false;
+                self.login(username, &Zeroizing::new(password), shared)
+            }
+            (Request::LoginWithCodeKind { username, password }, _) => {
+                self.names_code_kind = true;
+                self.login(username, &Zeroizing::new(password), shared)
+            }
             (Request::SubmitOtp(code), _) => self.submit_otp(&Zeroizing::new(code), shared),
             (Request::Balance, Some(user)) => Ok(ruled(shared.bank.balance(&user)?, Response::Balance)),
             (Request::History, Some(user)) => Ok(ruled(shared.bank.history(&user)?, |mut entries| {
@@ -149,7 +163,6 @@ impl Session {
         let rate_per_sec = f64::from(shared.config.refused_tx_per_min) / 60.0;
         let now = Instant::now();
         if !self.refusals.has_token(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now) {
-            println!("[auth] {user}: too many refused transactions, answering unavailable for a while");
             return Ok(Response::Error(ErrorCode::Unavailable));
         }
         let response = transact(shared, self.tracer, user, txid, kind, amount_cents, counterparty)?;
@@ -215,17 +228,36 @@ impl Session {
             }
             Judgement::Accepted => {}
         }
+        Ok(self.start_second_step(username, shared))
+    }
+
+    /// After a correct password: waits for a code of the account's authenticator app if it
+    /// has one; else issues and delivers a one-time code, and waits for that. A code that
+    /// cannot be delivered answers `unavailable` and counts no failure.
+    fn start_second_step(&mut self, username: String, shared: &Shared) -> Response {
+        let ttl_secs = u32::try_from(shared.config.otp_ttl.as_secs()).unwrap_or(u32::MAX);
+        if shared.bank.uses_totp(&username) {
+            self.state = State::AwaitingOtp(PendingOtp::authenticator(username));
+            return self.code_requested(CodeKind::Authenticator, ttl_secs);
+        }
         let code = otp::generate_code();
         let tag = shared.otp_key.tag(&self.session_id, &username, &code);
-        let ttl_secs = shared.config.otp_ttl.as_secs();
-        if let Err(err) = otp::deliver(&username, &code, ttl_secs, shared.config.otp_outbox.as_deref()) {
-            eprintln!("[auth] could not write the one-time code for {username} to the outbox: {err}");
-            return Ok(Response::Error(ErrorCode::Unavailable));
+        if let Err(err) = otp::deliver(&username, &code, &shared.config) {
+            eprintln!("[auth] could not deliver the one-time code for {username}: {err}");
+            return Response::Error(ErrorCode::Unavailable);
         }
         self.state = State::AwaitingOtp(PendingOtp::new(username, tag));
-        Ok(Response::OtpSent {
-            ttl_secs: u32::try_from(ttl_secs).unwrap_or(u32::MAX),
-        })
+        self.code_requested(CodeKind::Device, ttl_secs)
+    }
+
+    /// The answer to a right password: CodeRequested naming the kind for a client that
+    /// asked with LoginWithCodeKind, OtpSent (either kind) for a version-1 Login.
+    fn code_requested(&self, kind: CodeKind, ttl_secs: u32) -> Response {
+        if self.names_code_kind {
+            Response::CodeRequested { kind, ttl_secs }
+        } else {
+            Response::OtpSent { ttl_secs }
+        }
     }
 
     fn submit_otp(&mut self, code: &str, shared: &Shared) -> Result<Response, JournalError> {
@@ -242,11 +274,18 @@ impl Session {
             return Ok(Response::Error(ErrorCode::OtpExpired));
         }
         let now = now_unix_secs();
-        if shared
-            .otp_key
-            .matches(&self.session_id, &pending.username, code, &pending.tag)
-        {
-            return Ok(match shared.bank.login_succeeded(&pending.username, now)? {
+        let checked = match pending.tag {
+            Some(tag) if shared.otp_key.matches(&self.session_id, &pending.username, code, &tag) => {
+                shared.bank.login_succeeded(&pending.username, now)?
+            }
+            Some(_) => Err(ErrorCode::OtpInvalid),
+            None => {
+                let totp_now = shared.config.totp_clock.now_unix_secs();
+                shared.bank.totp_login(&pending.username, code, totp_now, now)?
+            }
+        };
+        if checked != Err(ErrorCode::OtpInvalid) {
+            return Ok(match checked {
                 Ok(balance_cents) => {
                     println!("[auth] {} logged in", pending.username);
                     let username = pending.username.clone();

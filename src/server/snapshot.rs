@@ -4,11 +4,12 @@
 //! Layout (integers big-endian, strings `u16` length + UTF-8):
 //!
 //! ```text
-//! version u8 (2) | deposited u128 | withdrawn u128 | clock_ms u64 | forgotten_before_ms u64
+//! version u8 (3) | deposited u128 | withdrawn u128 | clock_ms u64 | forgotten_before_ms u64
 //! | unlocks u64
 //! account_count u32, then per account, in increasing byte order of the name:
 //!   name str | salt[16] | iterations u32 | hash[32] | balance u64 | consecutive_failures u32
 //!   | locked_until u64 | last_lsn u64 | closed u8 (0 or 1)
+//!   | totp u8: 0 (console codes), or 1 then secret[20] | last_step u64 (an authenticator app)
 //!   history_count u16, then per entry, oldest first:
 //!     at u64 | kind u8 | amount u64 | counterparty str | balance_after u64
 //!   seen_count u32, then per remembered transaction id, in increasing (creation time, id):
@@ -27,8 +28,10 @@
 //!
 //! Version 1 (written before the operator commands existed) lacks `unlocks` and `closed`;
 //! it is still read, as a bank with no unlock and no closed account — exactly what that
-//! release could record — so checkpoints of a bank upgraded in place keep loading. Only the
-//! current version is canonical: [`in_current_version`] re-encodes an older one.
+//! release could record — so checkpoints of a bank upgraded in place keep loading. Version 2
+//! (before authenticator apps) lacks `totp`, and is read as a bank where every account uses
+//! console codes. Only the current version is canonical: [`in_current_version`] re-encodes
+//! an older one.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -41,19 +44,26 @@ use crate::limits::{
     MIN_PBKDF2_ITERATIONS,
 };
 use crate::message::{EntryKind, HistoryEntry, TxId, txid_created_ms};
+use crate::totp::{Enrolment, TotpSecret};
 
 /// The format version this module writes (it also reads [`OLDEST_VERSION`] and later).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The oldest format version still read: 1, without the operator fields.
 pub const OLDEST_VERSION: u8 = 1;
 
-/// Fewest bytes one account can take (empty name, no history, no ids): a declared account
-/// count is refused unless this many bytes per account remain.
-const MIN_ACCOUNT_BYTES: usize = 2 + 16 + 4 + 32 + 8 + 4 + 8 + 8 + 1 + 2 + 4;
+/// The version before authenticator apps: no `totp` byte per account.
+const VERSION_2: u8 = 2;
 
-/// [`MIN_ACCOUNT_BYTES`] in version 1, which has no `closed` byte.
-const MIN_ACCOUNT_BYTES_V1: usize = MIN_ACCOUNT_BYTES - 1;
+/// Fewest bytes one account can take (empty name, no history, no ids, console codes): a
+/// declared account count is refused unless this many bytes per account remain.
+const MIN_ACCOUNT_BYTES: usize = 2 + 16 + 4 + 32 + 8 + 4 + 8 + 8 + 1 + 1 + 2 + 4;
+
+/// [`MIN_ACCOUNT_BYTES`] in version 2, which has no `totp` byte.
+const MIN_ACCOUNT_BYTES_V2: usize = MIN_ACCOUNT_BYTES - 1;
+
+/// [`MIN_ACCOUNT_BYTES`] in version 1, which has no `closed` and no `totp` byte.
+const MIN_ACCOUNT_BYTES_V1: usize = MIN_ACCOUNT_BYTES - 2;
 
 /// Fewest bytes one remembered id can take (no counterparty, a refusal with an empty name):
 /// a declared id count is refused unless this many bytes per id remain.
@@ -109,8 +119,12 @@ fn encode_account(w: &mut Writer, name: &str, account: &Account, ordered: bool) 
         .u32(account.consecutive_failures)
         .u64(account.locked_until)
         .u64(account.last_lsn)
-        .u8(u8::from(account.closed))
-        .u16(u16::try_from(account.history.len()).expect("history is bounded"));
+        .u8(u8::from(account.closed));
+    match &account.totp {
+        None => w.u8(0),
+        Some(enrolment) => w.u8(1).raw(enrolment.secret.as_bytes()).u64(enrolment.last_step),
+    };
+    w.u16(u16::try_from(account.history.len()).expect("history is bounded"));
     for entry in &account.history {
         w.u64(entry.at_unix_secs)
             .u8(entry.kind as u8)
@@ -153,7 +167,11 @@ pub fn decode(bytes: &[u8], retention: TxidRetention) -> Result<Ledger, DecodeEr
     let forgotten_before_ms = r.u64("forgotten_before_ms")?;
     let unlocks = if v1 { 0 } else { r.u64("unlocks")? };
     let declared = r_u32(&mut r, "accounts")?;
-    let min_account_bytes = if v1 { MIN_ACCOUNT_BYTES_V1 } else { MIN_ACCOUNT_BYTES };
+    let min_account_bytes = match version {
+        OLDEST_VERSION => MIN_ACCOUNT_BYTES_V1,
+        VERSION_2 => MIN_ACCOUNT_BYTES_V2,
+        _ => MIN_ACCOUNT_BYTES,
+    };
     let count = bounded_count(&r, declared, min_account_bytes, "accounts")?;
     let mut accounts = HashMap::with_capacity(count);
     let mut previous: Option<String> = None;
@@ -162,7 +180,7 @@ pub fn decode(bytes: &[u8], retention: TxidRetention) -> Result<Ledger, DecodeEr
         if previous.as_ref().is_some_and(|previous| *previous >= name) {
             return Err(DecodeError::BadValue("name order"));
         }
-        let account = decode_account(&mut r, v1)?;
+        let account = decode_account(&mut r, version)?;
         previous = Some(name.clone());
         accounts.insert(name, account);
     }
@@ -200,7 +218,8 @@ fn balance(r: &mut Reader<'_>, field: &'static str) -> Result<u64, DecodeError> 
     Ok(cents)
 }
 
-fn decode_account(r: &mut Reader<'_>, v1: bool) -> Result<Account, DecodeError> {
+fn decode_account(r: &mut Reader<'_>, version: u8) -> Result<Account, DecodeError> {
+    let v1 = version == OLDEST_VERSION;
     let password = PasswordRecord {
         salt: r.array("salt")?,
         iterations: r.u32("iterations")?,
@@ -217,6 +236,14 @@ fn decode_account(r: &mut Reader<'_>, v1: bool) -> Result<Account, DecodeError> 
         0 => false,
         1 => true,
         _ => return Err(DecodeError::BadValue("closed")),
+    };
+    let totp = match if version >= VERSION { r.u8("totp")? } else { 0 } {
+        0 => None,
+        1 => Some(Enrolment {
+            secret: TotpSecret::from_bytes(r.array("totp secret")?),
+            last_step: r.u64("totp last_step")?,
+        }),
+        _ => return Err(DecodeError::BadValue("totp")),
     };
     let history_count = usize::from(r.u16("history")?);
     if history_count > MAX_HISTORY_ENTRIES {
@@ -251,6 +278,7 @@ fn decode_account(r: &mut Reader<'_>, v1: bool) -> Result<Account, DecodeError> 
         last_lsn,
         seen,
         closed,
+        totp,
     })
 }
 
@@ -482,8 +510,9 @@ mod tests {
         ACCOUNT_COUNT_AT + 4 + 2 + name_len + 16 + 4 + 32 + 8 + 4 + 8 + 8
     }
 
-    /// The version-1 bytes of a one-account snapshot in the current version: no `unlocks`
-    /// in the header, no `closed` byte in the account.
+    /// The version-1 bytes of a one-account snapshot in the current version (an account
+    /// with console codes): no `unlocks` in the header, no `closed` and no `totp` byte in the
+    /// account.
     fn as_version_1(bytes: &[u8], name_len: usize) -> Vec<u8> {
         let unlocks_at = ACCOUNT_COUNT_AT - 8;
         let closed = closed_at(name_len);
@@ -491,9 +520,60 @@ mod tests {
             &[1][..],
             &bytes[1..unlocks_at],
             &bytes[ACCOUNT_COUNT_AT..closed],
-            &bytes[closed + 1..],
+            &bytes[closed + 2..],
         ]
         .concat()
+    }
+
+    /// The version-2 bytes of a one-account snapshot in the current version (an account
+    /// with console codes): no `totp` byte in the account.
+    fn as_version_2(bytes: &[u8], name_len: usize) -> Vec<u8> {
+        let totp = closed_at(name_len) + 1;
+        [&[2][..], &bytes[1..totp], &bytes[totp + 1..]].concat()
+    }
+
+    #[test]
+    fn a_version_2_snapshot_still_loads_as_a_bank_where_every_account_uses_console_codes() {
+        let ledger = replay(
+            SHORT,
+            &[opened("alice", 900), tx(T0, "alice", TxKind::Deposit, 100, "", None)],
+        );
+        let current = encode(&ledger);
+        let old = as_version_2(&current, 5);
+        assert_eq!(old.len(), current.len() - 1);
+        assert_eq!(decode(&old, SHORT).unwrap(), ledger);
+        assert_eq!(&*in_current_version(&old, SHORT).unwrap(), &current[..]);
+        for len in 0..old.len() {
+            assert!(decode(&old[..len], SHORT).is_err(), "version 2 cut at {len}");
+        }
+    }
+
+    #[test]
+    fn an_enrolled_authenticator_and_its_last_step_round_trip() {
+        let secret = crate::totp::TotpSecret::from_bytes([9; 20]);
+        let enrolled = Event::TotpEnrolled {
+            at: T0,
+            name: "alice".into(),
+            secret: secret.clone(),
+            step: T0 / 30,
+        };
+        let used = Event::TotpLoginSucceeded {
+            at: T0 + 30,
+            name: "alice".into(),
+            step: T0 / 30 + 1,
+        };
+        let ledger = replay(SHORT, &[opened("alice", 900), opened("bob", 0), enrolled, used]);
+        let bytes = encode(&ledger);
+        let decoded = decode(&bytes, SHORT).unwrap();
+        assert_eq!(decoded, ledger);
+        let alice = decoded.account("alice").unwrap().totp.clone().unwrap();
+        assert_eq!((alice.secret, alice.last_step), (secret, T0 / 30 + 1));
+        assert_eq!(decoded.account("bob").unwrap().totp, None);
+        let totp_at = closed_at(5) + 1;
+        let mut bad = bytes.clone();
+        assert_eq!(bad[totp_at], 1);
+        bad[totp_at] = 2;
+        assert_eq!(decode(&bad, SHORT), Err(DecodeError::BadValue("totp")));
     }
 
     #[test]
@@ -504,7 +584,7 @@ mod tests {
         );
         let current = encode(&ledger);
         let old = as_version_1(&current, 5);
-        assert_eq!(old.len(), current.len() - 9);
+        assert_eq!(old.len(), current.len() - 10);
         assert_eq!(decode(&old, SHORT).unwrap(), ledger);
         assert_eq!(&*in_current_version(&old, SHORT).unwrap(), &current[..]);
         assert!(matches!(

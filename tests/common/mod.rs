@@ -741,3 +741,120 @@ pub fn try_open_bank_when_free(
         }
     }
 }
+
+// ---- Added for tests/totp.rs and the authenticator prompt in tests/interactive.rs ----
+
+/// The 6-digit TOTP code of `secret` for time step `step`, computed here from RFC 4226 and
+/// RFC 6238 with the `hmac` and `sha1` crates directly (not with `securebank::totp`), so a
+/// test checks the server against an independent computation.
+pub fn independent_totp(secret: &[u8], step: u64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[19] & 0x0f);
+    let value = u32::from_be_bytes(digest[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", value % 1_000_000)
+}
+
+/// The secret (raw bytes) written on a `secret:` line of `enrol-totp`'s output: Base32 in
+/// groups of four, decoded here by hand from RFC 4648's alphabet.
+pub fn secret_from_enrolment_output(output: &str) -> Vec<u8> {
+    let line = output
+        .lines()
+        .find_map(|line| line.strip_prefix("secret:"))
+        .expect("a secret: line");
+    let mut bits: u64 = 0;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in line.chars().filter(|c| !c.is_whitespace()) {
+        let value = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c).expect("Base32") as u64;
+        bits = (bits << 5) | value;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    bytes
+}
+
+/// The current TOTP step of the system clock.
+pub fn current_totp_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+/// Runs `bank-server enrol-totp NAME --data DIR`, answering its code prompt with a code it
+/// computes from the secret the command printed (`step_offset` steps from now; 0 is the
+/// app's current code). Returns the output and the secret.
+pub fn enrol_totp_with_binary(data_dir: &Path, name: &str, codes: &[Option<i64>]) -> (std::process::Output, Vec<u8>) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(["enrol-totp", name, "--data"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !printed.contains("\nuri:") {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+            // Refused before the secret (unknown account, …): return what it said.
+            let _ = child.kill();
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+            printed.push_str(&rest);
+            let output = child.wait_with_output().unwrap();
+            return (
+                std::process::Output {
+                    stdout: printed.into_bytes(),
+                    ..output
+                },
+                Vec::new(),
+            );
+        }
+        printed.push_str(&line);
+    }
+    let secret = secret_from_enrolment_output(&printed);
+    let mut stdin = child.stdin.take().unwrap();
+    for code in codes {
+        let line = match code {
+            Some(offset) => independent_totp(&secret, current_totp_step().saturating_add_signed(*offset)),
+            None => "000000x".to_string(),
+        };
+        // The command may have stopped reading (enrolled, or out of tries): ignore a broken pipe.
+        let _ = writeln!(stdin, "{line}");
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    printed.push_str(&rest);
+    let output = output_within_after_stdout(child);
+    (
+        std::process::Output {
+            stdout: printed.into_bytes(),
+            ..output
+        },
+        secret,
+    )
+}
+
+/// Waits (bounded) for a child whose standard output was already read to its end.
+fn output_within_after_stdout(mut child: Child) -> std::process::Output {
+    let mut stderr = Vec::new();
+    child.stderr.take().unwrap().read_to_end(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
+}
