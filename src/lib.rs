@@ -16,6 +16,7 @@
 //! | [`money`] | exact parsing and formatting of amounts in cents |
 //! | [`error`] | the error enums, one per boundary |
 //! | [`rng`] | every random byte, from the operating system |
+//! | [`source_address`] | connecting from a chosen source address such as `127.0.0.2` (tests, benchmark) |
 //! | [`server`] | listener, connection threads, login, ledger, journal, group commit |
 //! | [`client`] | a blocking client session (used by the CLI, the tests and the benchmark) |
 //! | [`operator_client`] | the operator's commands from the command line: via the admin socket, or offline |
@@ -37,4 +38,5 @@ pub mod money;
 pub mod operator_client;
 pub mod rng;
 pub mod server;
+pub mod source_address;
 pub mod trace;
