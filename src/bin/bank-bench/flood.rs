@@ -104,6 +104,11 @@ pub struct FloodResults {
     pub server_rss_kib_max: u64,
     /// What the attackers got, warm-up included.
     pub attack: Vec<(&'static str, u64)>,
+    /// CPU seconds the server used during the measured window.
+    pub server_cpu_secs: f64,
+    /// CPU seconds the benchmark itself (attackers and customers) used during the window:
+    /// it shares the cores with the server, so this says how much the load generator took.
+    pub bench_cpu_secs: f64,
 }
 
 /// Runs the phase.
@@ -163,20 +168,26 @@ pub fn run(options: &FloodOptions) -> Result<FloodResults, String> {
     };
     std::thread::sleep(WARMUP);
     let window_end = Instant::now() + options.phase;
+    let server_pid = server.pid().to_string();
+    let cpu_before = (setup::cpu_secs_of(&server_pid), setup::cpu_secs_of("self"));
     let mut server = Some(server);
     let (tx, customer, peaks) = std::thread::scope(|scope| {
         let tx = scope.spawn(|| customers::transact(&bank, sessions, window_end, options.mix));
         let customer = scope.spawn(|| customers::customer_logins(&bank, window_end));
         std::thread::sleep(window_end.saturating_duration_since(Instant::now()));
         let peaks = sampler.stop();
+        let cpu_after = (setup::cpu_secs_of(&server_pid), setup::cpu_secs_of("self"));
         attack.stop.store(true, Ordering::Relaxed);
         // Counted before the kill, which every waiting attacker would see as a closed connection.
         let attack_counts = attack.counts.snapshot();
         // SIGKILL: every wait of a customer or an attacker on this server ends now.
         drop(server.take());
-        (tx.join(), customer.join(), (peaks, attack_counts))
+        (tx.join(), customer.join(), (peaks, attack_counts, cpu_after))
     });
-    let (peaks, attack_counts) = peaks;
+    let (peaks, attack_counts, cpu_after) = peaks;
+    let used = |before: Option<f64>, after: Option<f64>| after.zip(before).map_or(0.0, |(a, b)| a - b);
+    results.server_cpu_secs = used(cpu_before.0, cpu_after.0);
+    results.bench_cpu_secs = used(cpu_before.1, cpu_after.1);
     for thread in attacker_threads {
         thread.join().map_err(|_| "an attacker thread panicked")?;
     }
@@ -281,9 +292,12 @@ impl Display for FloodResults {
         )?;
         writeln!(
             f,
-            "  server: at most {} threads, {:.1} MiB RSS",
+            "  server: at most {} threads, {:.1} MiB RSS; CPU during the window: server {:.1} s, \
+             benchmark (attackers and customers) {:.1} s",
             self.server_threads_max,
-            self.server_rss_kib_max as f64 / 1024.0
+            self.server_rss_kib_max as f64 / 1024.0,
+            self.server_cpu_secs,
+            self.bench_cpu_secs
         )?;
         let attack: Vec<String> = self
             .attack

@@ -274,11 +274,7 @@ impl ServerChild {
     /// CPU time (user + system) the server process has used, in seconds. Linux reports it
     /// in clock ticks of 1/100 s (USER_HZ is 100 on every Linux ABI).
     pub fn cpu_secs(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / 100.0)
+        cpu_secs_of(&self.child.id().to_string())
     }
 
     /// Resident memory and thread count of the server process.
@@ -290,6 +286,17 @@ impl ServerChild {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// CPU time (user + system) process `pid` (a number, or `self`) has used, in seconds, from
+/// `/proc/PID/stat`. Linux reports it in clock ticks of 1/100 s (USER_HZ is 100 on every
+/// Linux ABI).
+pub fn cpu_secs_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Resident memory (KiB) and thread count of process `pid`, from `/proc/PID/status`.

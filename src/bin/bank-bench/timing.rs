@@ -51,8 +51,9 @@ pub const MINIMUM_COST_SAMPLE_FACTOR: usize = 10;
 /// Probes per name: one fewer than the lockout threshold, so no account is ever locked.
 pub const PROBES_PER_NAME: usize = LOCKOUT_THRESHOLD as usize - 1;
 
-/// Probes per connection before the next connection (from the next source address).
-pub const PROBES_PER_CONNECTION: usize = 8;
+/// Probes per connection before the next connection (from the next source address): as
+/// few as a per-address login limit is sure to allow, and few enough handshakes to matter.
+pub const PROBES_PER_CONNECTION: usize = 4;
 
 /// Most probe pairs sent per sample wanted before giving up (refusals, dropped
 /// connections); there are enough real accounts for all of them.
