@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use securebank::client::Client;
 use securebank::limits::DEFAULT_PBKDF2_ITERATIONS;
 use securebank::server::admin;
 
@@ -114,23 +115,7 @@ pub struct FloodResults {
 /// Runs the phase.
 pub fn run(options: &FloodOptions) -> Result<FloodResults, String> {
     let scratch = ScratchDir::new("flood")?;
-    let data_dir = scratch.0.join("data");
-    let password = admin::generate_password();
-    let mut accounts: Vec<(String, u32)> = (0..TX_CUSTOMERS)
-        .map(|index| (setup::tx_account(index), CHEAP_ITERATIONS))
-        .collect();
-    accounts.push((CUSTOMER.to_string(), DEFAULT_PBKDF2_ITERATIONS));
-    accounts.extend((0..VICTIM_ACCOUNTS).map(|index| (victim_account(index), DEFAULT_PBKDF2_ITERATIONS)));
-    progress(format_args!("flood: preparing {} accounts", accounts.len()));
-    setup::create_accounts(&data_dir, &accounts, &password)?;
-    let outbox = scratch.0.join("outbox");
-    let server = ServerChild::spawn_with_default_limits(&data_dir, &outbox, &[])?;
-    let bank = Bank {
-        addr: server.addr,
-        fingerprint: server.fingerprint.clone(),
-        outbox,
-        password,
-    };
+    let (server, bank) = start_server(&scratch)?;
     let mut results = FloodResults {
         attackers: options.attackers,
         phase_secs: options.phase.as_secs_f64(),
@@ -157,6 +142,50 @@ pub fn run(options: &FloodOptions) -> Result<FloodResults, String> {
         WARMUP.as_secs(),
         options.phase.as_secs_f64()
     ));
+    under_flood(server, &bank, sessions, options, &mut results)?;
+    Ok(results)
+}
+
+/// Prepares the accounts in `scratch` and starts a server with default limits on them.
+fn start_server(scratch: &ScratchDir) -> Result<(ServerChild, Bank), String> {
+    let data_dir = scratch.0.join("data");
+    let password = admin::generate_password();
+    let mut accounts: Vec<(String, u32)> = (0..TX_CUSTOMERS)
+        .map(|index| (setup::tx_account(index), CHEAP_ITERATIONS))
+        .collect();
+    accounts.push((CUSTOMER.to_string(), DEFAULT_PBKDF2_ITERATIONS));
+    accounts.extend((0..VICTIM_ACCOUNTS).map(|index| (victim_account(index), DEFAULT_PBKDF2_ITERATIONS)));
+    progress(format_args!("flood: preparing {} accounts", accounts.len()));
+    setup::create_accounts(&data_dir, &accounts, &password)?;
+    let outbox = scratch.0.join("outbox");
+    let server = ServerChild::spawn_with_default_limits(&data_dir, &outbox, &[])?;
+    let bank = Bank {
+        addr: server.addr,
+        fingerprint: server.fingerprint.clone(),
+        outbox,
+        password,
+    };
+    Ok((server, bank))
+}
+
+/// What was read at the end of the window, before the server was killed.
+struct WindowEnd {
+    /// (largest RSS in KiB, most threads) since the attackers started.
+    peaks: (u64, u64),
+    attack: Vec<(&'static str, u64)>,
+    server_cpu_secs: Option<f64>,
+    bench_cpu_secs: Option<f64>,
+}
+
+/// Steps 2 to 4 of the module doc: attackers, warm-up, the measured window, the kill.
+fn under_flood(
+    server: ServerChild,
+    bank: &Bank,
+    sessions: Vec<Option<Client>>,
+    options: &FloodOptions,
+    results: &mut FloodResults,
+) -> Result<(), String> {
+    let server_pid = server.pid().to_string();
     let sampler = Sampler::start(server.pid());
     let attack = Attack::new(bank.addr, &bank.fingerprint);
     let attacker_threads = match attackers::start(&attack, options.attackers) {
@@ -168,26 +197,24 @@ pub fn run(options: &FloodOptions) -> Result<FloodResults, String> {
     };
     std::thread::sleep(WARMUP);
     let window_end = Instant::now() + options.phase;
-    let server_pid = server.pid().to_string();
-    let cpu_before = (setup::cpu_secs_of(&server_pid), setup::cpu_secs_of("self"));
-    let mut server = Some(server);
-    let (tx, customer, peaks) = std::thread::scope(|scope| {
-        let tx = scope.spawn(|| customers::transact(&bank, sessions, window_end, options.mix));
-        let customer = scope.spawn(|| customers::customer_logins(&bank, window_end));
+    let server_cpu_before = setup::cpu_secs_of(&server_pid);
+    let bench_cpu_before = setup::cpu_secs_of("self");
+    let (tx, customer, end) = std::thread::scope(|scope| {
+        let tx = scope.spawn(|| customers::transact(bank, sessions, window_end, options.mix));
+        let customer = scope.spawn(|| customers::customer_logins(bank, window_end));
         std::thread::sleep(window_end.saturating_duration_since(Instant::now()));
-        let peaks = sampler.stop();
-        let cpu_after = (setup::cpu_secs_of(&server_pid), setup::cpu_secs_of("self"));
         attack.stop.store(true, Ordering::Relaxed);
-        // Counted before the kill, which every waiting attacker would see as a closed connection.
-        let attack_counts = attack.counts.snapshot();
+        // Read before the kill, which every waiting attacker would count as a closed connection.
+        let end = WindowEnd {
+            peaks: sampler.stop(),
+            attack: attack.counts.snapshot(),
+            server_cpu_secs: setup::cpu_secs_of(&server_pid),
+            bench_cpu_secs: setup::cpu_secs_of("self"),
+        };
         // SIGKILL: every wait of a customer or an attacker on this server ends now.
-        drop(server.take());
-        (tx.join(), customer.join(), (peaks, attack_counts, cpu_after))
+        drop(server);
+        (tx.join(), customer.join(), end)
     });
-    let (peaks, attack_counts, cpu_after) = peaks;
-    let used = |before: Option<f64>, after: Option<f64>| after.zip(before).map_or(0.0, |(a, b)| a - b);
-    results.server_cpu_secs = used(cpu_before.0, cpu_after.0);
-    results.bench_cpu_secs = used(cpu_before.1, cpu_after.1);
     for thread in attacker_threads {
         thread.join().map_err(|_| "an attacker thread panicked")?;
     }
@@ -200,9 +227,12 @@ pub fn run(options: &FloodOptions) -> Result<FloodResults, String> {
     results.logins_unfinished = unfinished;
     results.logins_unavailable = refusals.unavailable;
     results.login_other_failures = refusals.other;
-    (results.server_rss_kib_max, results.server_threads_max) = peaks;
-    results.attack = attack_counts;
-    Ok(results)
+    (results.server_rss_kib_max, results.server_threads_max) = end.peaks;
+    results.attack = end.attack;
+    let used = |before: Option<f64>, after: Option<f64>| after.zip(before).map_or(0.0, |(a, b)| a - b);
+    results.server_cpu_secs = used(server_cpu_before, end.server_cpu_secs);
+    results.bench_cpu_secs = used(bench_cpu_before, end.bench_cpu_secs);
+    Ok(())
 }
 
 /// Reads the server's RSS and thread count from `/proc` until stopped; keeps the largest.
