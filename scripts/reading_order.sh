@@ -50,7 +50,7 @@ echo '|---|---:|---|'
 for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs src/server/admin.rs \
     src/server/operator.rs src/server/operator_socket.rs src/operator_client.rs \
     src/server/otp_command.rs src/server/journal_v1.rs src/client/pinning.rs src/client/plain.rs src/client/terminal.rs \
-    src/trace.rs src/args.rs src/rng.rs \
+    src/trace.rs src/args.rs src/rng.rs src/source_address.rs \
     src/bin/bank-server.rs src/bin/bank-client.rs; do
   case "$file" in
     src/server/storage.rs) what="the storage seam (real directory)";;
@@ -68,6 +68,7 @@ for file in src/server/storage.rs src/server/storage/sim.rs src/server/verify.rs
     src/trace.rs) what="\`--trace\` output";;
     src/args.rs) what="command-line parsing";;
     src/rng.rs) what="random bytes";;
+    src/source_address.rs) what="connecting from a chosen loopback address (bench, tests)";;
     *) what="the binary";;
   esac
   printf '| `%s` | %s | %s |\n' "$file" "$(wc -l < "$file")" "$what"

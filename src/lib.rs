@@ -16,6 +16,7 @@
 //! | [`money`] | exact parsing and formatting of amounts in cents |
 //! | [`error`] | the error enums, one per boundary |
 //! | [`rng`] | every random byte, from the operating system |
+//! | [`source_address`] | connecting from a chosen source address such as `127.0.0.2` (tests, benchmark) |
 //! | [`server`] | listener, connection threads, login, ledger, journal, group commit |
 //! | [`client`] | a blocking client session (used by the CLI, the tests and the benchmark) |
 //! | [`totp`] | authenticator-app codes (RFC 6238): secrets, HOTP/TOTP, the URI and QR code |
@@ -38,5 +39,6 @@ pub mod money;
 pub mod operator_client;
 pub mod rng;
 pub mod server;
+pub mod source_address;
 pub mod totp;
 pub mod trace;

@@ -611,3 +611,29 @@ fn the_server_console_logs_logouts_and_disconnects_with_reason_and_duration_but_
     );
     assert!(output.iter().all(|line| !line.contains(ALICE_PASSWORD)), "{output:#?}");
 }
+
+#[test]
+fn parallel_logins_of_one_account_each_get_a_code_written_to_the_outbox() {
+    // Two devices of one customer at once: their code files must not trip over each other.
+    let server = common::start_server();
+    server.add_account("alice", ALICE_PASSWORD, 0);
+    let barrier = Arc::new(Barrier::new(16));
+    let logins: Vec<_> = (0..16)
+        .map(|_| {
+            let mut client = server.connect();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                client.login("alice", ALICE_PASSWORD)
+            })
+        })
+        .collect();
+    for login in logins {
+        assert!(login.join().unwrap().is_ok());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(server.outbox())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["alice.otp"], "temporary files left behind");
+}

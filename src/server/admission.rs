@@ -196,11 +196,6 @@ impl Admission {
         }
     }
 
-    /// The budgets.
-    pub fn limits(&self) -> SourceLimits {
-        self.limits
-    }
-
     /// Admits a new connection from `ip` at `now`: takes a handshake token and counts it
     /// as anonymous, or says why not (nothing is counted then).
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<AnonymousTicket, Refusal> {
@@ -383,6 +378,61 @@ mod tests {
         assert!(!admission.take_login(ticket.source(), start));
         assert!(!admission.take_login(ticket.source(), start + Duration::from_millis(999)));
         assert!(admission.take_login(ticket.source(), start + secs(1)));
+    }
+
+    #[test]
+    fn buckets_refill_at_their_rate_not_one_token_a_second() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::full(1, start);
+        assert!(bucket.take(4.0, 1, start));
+        assert!(!bucket.has_token(4.0, 1, start + Duration::from_millis(200)));
+        assert!(bucket.has_token(4.0, 1, start + Duration::from_millis(250)));
+        assert!(
+            bucket.has_token(4.0, 1, start + Duration::from_millis(250)),
+            "looking takes nothing"
+        );
+        assert!(bucket.take(4.0, 1, start + Duration::from_millis(250)));
+        assert!(!bucket.has_token(4.0, 1, start + Duration::from_millis(250)));
+        let mut slow = TokenBucket::full(1, start);
+        assert!(slow.take(0.25, 1, start));
+        assert!(!slow.is_full(0.25, 1, start + Duration::from_millis(3_999)));
+        assert!(slow.is_full(0.25, 1, start + secs(4)));
+    }
+
+    #[test]
+    fn a_source_that_holds_a_connection_is_never_forgotten() {
+        let admission = Arc::new(Admission::with_capacity(limits(), 1));
+        let start = Instant::now();
+        let _held = admission.admit(ip("10.0.0.1"), start).unwrap();
+        assert_eq!(
+            admission.admit(ip("10.0.0.2"), start + secs(3_600)).unwrap_err(),
+            Refusal::TooManySources
+        );
+    }
+
+    #[test]
+    fn a_source_is_forgotten_only_once_its_login_budget_is_full_again() {
+        // Logins refill at 60 a minute (one a second) to a burst of 2; handshakes at one a
+        // second to 3.
+        let admission = Arc::new(Admission::with_capacity(limits(), 1));
+        let start = Instant::now();
+        let ticket = admission.admit(ip("10.0.0.1"), start).unwrap();
+        assert!(admission.take_login(ticket.source(), start));
+        assert!(admission.take_login(ticket.source(), start));
+        drop(ticket);
+        assert_eq!(
+            admission.admit(ip("10.0.0.2"), start + secs(1)).unwrap_err(),
+            Refusal::TooManySources,
+            "after 1 s the login budget holds 1 of 2"
+        );
+        assert!(admission.admit(ip("10.0.0.2"), start + secs(2)).is_ok());
+    }
+
+    #[test]
+    fn refusals_say_why_in_words_a_person_understands() {
+        assert!(Refusal::TooManyAnonymous.to_string().contains("not logged in"));
+        assert!(Refusal::TooManyHandshakes.to_string().contains("new connections"));
+        assert!(Refusal::TooManySources.to_string().contains("addresses"));
     }
 
     #[test]

@@ -57,17 +57,17 @@ pub fn fit_connection_cap(max_connections: usize) -> Result<FdBudget, FdLimitToo
     let needed = u64::try_from(max_connections)
         .unwrap_or(u64::MAX)
         .saturating_add(RESERVED_FILE_DESCRIPTORS);
-    let soft = if soft < needed {
-        let raised = needed.min(hard);
-        if setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
-            raised
-        } else {
-            soft
-        }
-    } else {
-        soft
+    let soft = match raised_soft_limit(soft, hard, needed) {
+        Some(raised) if setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() => raised,
+        _ => soft,
     };
     budget(max_connections, soft)
+}
+
+/// The soft limit to ask for when `needed` descriptors are wanted: `None` when `soft`
+/// already suffices, else `needed`, but never past `hard`.
+fn raised_soft_limit(soft: u64, hard: u64, needed: u64) -> Option<u64> {
+    (soft < needed).then(|| needed.min(hard))
 }
 
 /// The cap that fits under `soft_limit`.
@@ -109,6 +109,21 @@ mod tests {
         assert_eq!(lowered.lowered_from, Some(1024));
         assert_eq!(budget(1024, RESERVED_FILE_DESCRIPTORS + 1).unwrap().max_connections, 1);
         assert!(budget(1024, RESERVED_FILE_DESCRIPTORS).is_err());
+    }
+
+    #[test]
+    fn the_soft_limit_is_raised_only_when_short_and_never_past_the_hard_limit() {
+        assert_eq!(raised_soft_limit(1024, 4096, 1088), Some(1088));
+        assert_eq!(raised_soft_limit(1024, 1050, 1088), Some(1050));
+        assert_eq!(raised_soft_limit(1088, 4096, 1088), None);
+        assert_eq!(raised_soft_limit(2048, 4096, 1088), None);
+    }
+
+    #[test]
+    fn too_low_a_limit_is_explained_with_the_number_and_the_fix() {
+        let text = FdLimitTooLow { soft_limit: 20 }.to_string();
+        assert!(text.contains("is 20"), "{text}");
+        assert!(text.contains("ulimit -n"), "{text}");
     }
 
     #[test]

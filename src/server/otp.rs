@@ -140,8 +140,11 @@ pub fn deliver(username: &str, code: &str, config: &ServerConfig) -> Result<(), 
 
 fn write_outbox(outbox: &Path, username: &str, code: &str) -> io::Result<()> {
     crate::identity::create_private_dir(outbox)?;
-    let temporary = outbox.join(format!(".{username}.otp.tmp"));
-    let _ = fs::remove_file(&temporary);
+    // A temporary name of its own: two logins of the same account at once (two devices)
+    // must not remove or overwrite each other's half-written file.
+    let unique: [u8; 8] = crate::rng::bytes();
+    let unique: String = unique.iter().map(|byte| format!("{byte:02x}")).collect();
+    let temporary = outbox.join(format!(".{username}.otp.{unique}.tmp"));
     let written = write_private_file(&temporary, code)
         .and_then(|()| fs::rename(&temporary, outbox.join(format!("{username}.otp"))));
     if written.is_err() {

@@ -184,6 +184,10 @@ pub struct Results {
     pub scale: Option<ScaleResults>,
     /// The soak.
     pub soak: Option<SoakResults>,
+    /// The flood (`--flood`).
+    pub flood: Option<crate::flood::FloodResults>,
+    /// Login answer times (`--flood` or `--login-timing`).
+    pub login_timing: Option<crate::timing::LoginTiming>,
 }
 
 impl Results {
@@ -200,6 +204,8 @@ impl Results {
             server_rss_kib: None,
             scale: None,
             soak: None,
+            flood: None,
+            login_timing: None,
         }
     }
 
@@ -314,6 +320,12 @@ impl Results {
                 s.checkpoint_lock_max_us
             );
         }
+        if let Some(flood) = &self.flood {
+            let _ = write!(out, ",{}", flood.json());
+        }
+        if let Some(timing) = &self.login_timing {
+            let _ = write!(out, ",{}", timing.json());
+        }
         out.push('}');
         out
     }
@@ -339,17 +351,19 @@ impl Display for Results {
             "securebank benchmark: {} ({} cores), loopback, release build, {:.1} s per phase",
             self.machine.cpu, self.machine.cores, self.phase_secs
         )?;
-        writeln!(
-            f,
-            "latencies in microseconds; 'vs echo' = securebank rate / plain echo rate at the same client count;\n\
-             'server CPU' = server process CPU time (user + system) per operation, microseconds"
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "{:<26} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            "phase", "clients", "per sec", "p50", "p99", "p99.9", "max", "vs echo", "server CPU"
-        )?;
+        if !self.echo.is_empty() {
+            writeln!(
+                f,
+                "latencies in microseconds; 'vs echo' = securebank rate / plain echo rate at the same client count;\n\
+                 'server CPU' = server process CPU time (user + system) per operation, microseconds"
+            )?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<26} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                "phase", "clients", "per sec", "p50", "p99", "p99.9", "max", "vs echo", "server CPU"
+            )?;
+        }
         for echo in &self.echo {
             row(f, "echo baseline (46 B)", echo, None)?;
         }
@@ -437,6 +451,12 @@ impl Display for Results {
                 "  restart after SIGKILL: {:.3} s ({})",
                 s.restart_secs, s.restart_replayed
             )?;
+        }
+        if let Some(flood) = &self.flood {
+            write!(f, "{flood}")?;
+        }
+        if let Some(timing) = &self.login_timing {
+            write!(f, "{timing}")?;
         }
         Ok(())
     }

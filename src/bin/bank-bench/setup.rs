@@ -2,16 +2,20 @@
 //! one), and logging clients in by reading codes from the outbox as a phone would.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use securebank::args::Args;
+use securebank::channel::transport::CLIENT_HANDSHAKE_TIMEOUT_SECS;
+use securebank::channel::{ClientHandshake, SecureChannel};
 use securebank::client::{self, Client};
+use securebank::error::{ChannelError, ClientError};
 use securebank::limits::DEFAULT_PBKDF2_ITERATIONS;
 use securebank::server::admin;
 use securebank::server::bank::Bank;
+use securebank::source_address::connect_from;
 use securebank::trace::Tracer;
 
 use crate::Options;
@@ -104,6 +108,66 @@ pub fn prepare(data_dir: &Path, accounts: usize, password: &str) -> Result<(), S
     Ok(())
 }
 
+/// Creates `accounts` (name, PBKDF2 iterations) with `password` in a new bank at
+/// `data_dir` (the server must not be running on it), hashing on every core at once.
+pub fn create_accounts(data_dir: &Path, accounts: &[(String, u32)], password: &str) -> Result<(), String> {
+    let (bank, _) = Bank::open(data_dir).map_err(|err| err.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = accounts.len().div_ceil(cores).max(1);
+    std::thread::scope(|scope| {
+        let bank = &bank;
+        let handles: Vec<_> = accounts
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk.iter().try_for_each(|(name, iterations)| {
+                        admin::add_account(bank, name, password, OPENING_CENTS, *iterations)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|handle| handle.join().map_err(|_| "account thread panicked".to_string())?)
+    })?;
+    bank.close().map_err(|err| err.to_string())
+}
+
+/// A pinned, handshaken client whose connection comes from `source` (e.g. `127.0.0.2`).
+pub fn connect_pinned_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    fingerprint: &str,
+) -> Result<(Client, TcpStream), ClientError> {
+    let timeout = Duration::from_secs(CLIENT_HANDSHAKE_TIMEOUT_SECS);
+    let stream = connect_from(source, addr, timeout).map_err(|err| ClientError::Channel(err.into()))?;
+    handshake_pinned(stream, fingerprint)
+}
+
+/// Runs the client handshake on a connected `stream`, accepting only the key with
+/// `fingerprint`; returns the client and a second handle on its socket (to reset or shut
+/// it down from outside).
+pub fn handshake_pinned(stream: TcpStream, fingerprint: &str) -> Result<(Client, TcpStream), ClientError> {
+    let socket = stream.try_clone().map_err(|err| ClientError::Channel(err.into()))?;
+    let expected = fingerprint.to_string();
+    let channel = SecureChannel::client_handshake(
+        stream,
+        ClientHandshake::start(),
+        move |presented| {
+            if presented == expected {
+                Ok(())
+            } else {
+                Err(ChannelError::PinMismatch {
+                    expected,
+                    presented: presented.to_string(),
+                })
+            }
+        },
+        Tracer::off(),
+    )?;
+    Ok((Client::from_channel(channel), socket))
+}
+
 /// `bank-bench prepare --data DIR --accounts N --password PW`.
 pub fn prepare_command(mut args: Args) -> Result<(), String> {
     let data_dir = PathBuf::from(args.value("data")?.ok_or("prepare needs --data DIR")?);
@@ -150,23 +214,42 @@ pub struct ServerChild {
 }
 
 impl ServerChild {
-    /// Starts `bank-server` (next to this executable) on `data_dir`.
+    /// Starts `bank-server` (next to this executable) on `data_dir`, with room for the
+    /// benchmark's many connections (a cap of 2,000, idle limits of an hour) and per-address
+    /// budgets lifted: every client of these phases comes from 127.0.0.1, 64 at once (the
+    /// budgets are measured by `--flood`, on a server with its defaults).
     pub fn spawn(data_dir: &Path, outbox: &Path, extra: &[&str]) -> Result<Self, String> {
+        let mut args = vec![
+            "--max-connections",
+            "2000",
+            "--idle-timeout-secs",
+            "3600",
+            "--anonymous-idle-timeout-secs",
+            "3600",
+            "--anonymous-per-source",
+            "65536",
+            "--handshakes-per-source-per-sec",
+            "1000000",
+            "--logins-per-source-per-min",
+            "1000000",
+            "--refused-tx-per-session-per-min",
+            "1000000",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn_with_default_limits(data_dir, outbox, &args)
+    }
+
+    /// Starts `bank-server` on `data_dir` with its default limits (connection cap, idle
+    /// limit, and whatever else it defends itself with), plus `extra` flags: the flood and
+    /// the login-timing probes measure the server as it ships.
+    pub fn spawn_with_default_limits(data_dir: &Path, outbox: &Path, extra: &[&str]) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|err| err.to_string())?;
         let server = exe.with_file_name("bank-server");
         let started = Instant::now();
         let mut child = Command::new(&server)
             .arg("--data")
             .arg(data_dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--max-connections",
-                "2000",
-                "--idle-timeout-secs",
-                "3600",
-                "--otp-outbox",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--otp-outbox"])
             .arg(outbox)
             .args(extra)
             .stdin(Stdio::null())
@@ -208,27 +291,44 @@ impl ServerChild {
     /// CPU time (user + system) the server process has used, in seconds. Linux reports it
     /// in clock ticks of 1/100 s (USER_HZ is 100 on every Linux ABI).
     pub fn cpu_secs(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / 100.0)
+        cpu_secs_of(&self.child.id().to_string())
     }
 
     /// Resident memory and thread count of the server process.
     pub fn rss_and_threads(&self) -> Option<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|line| line.starts_with(name))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<u64>()
-                .ok()
-        };
-        Some((field("VmRSS:")?, field("Threads:")?))
+        rss_and_threads_of(self.child.id())
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// CPU time (user + system) process `pid` (a number, or `self`) has used, in seconds, from
+/// `/proc/PID/stat`. Linux reports it in clock ticks of 1/100 s (USER_HZ is 100 on every
+/// Linux ABI).
+pub fn cpu_secs_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Resident memory (KiB) and thread count of process `pid`, from `/proc/PID/status`.
+pub fn rss_and_threads_of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("Threads:")?))
 }
 
 impl Drop for ServerChild {

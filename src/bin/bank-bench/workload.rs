@@ -4,7 +4,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use securebank::client::new_txid;
+use securebank::client::{Client, new_txid};
 
 use crate::report::{Latencies, PhaseResult};
 use crate::setup::{self, Target};
@@ -74,27 +74,50 @@ impl Mix {
     }
 }
 
+/// One kind of operation of the transaction mix.
 #[derive(Debug, Clone, Copy)]
-enum Op {
+pub enum Op {
+    /// Deposit 1.00.
     Deposit,
+    /// Withdraw 0.50.
     Withdraw,
+    /// Transfer 0.10 to the next client's account.
     Transfer,
+    /// Read the balance.
     Balance,
 }
 
 const OP_NAMES: [&str; 4] = ["deposit", "withdraw", "transfer", "balance"];
 
 /// xorshift64: enough randomness to pick operations, seeded per thread.
-fn next_random(state: &mut u64) -> u32 {
+pub fn next_random(state: &mut u64) -> u32 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
     (*state >> 32) as u32
 }
 
+/// Runs one operation picked from `mix` (deposit 1.00, withdraw 0.50, transfer 0.10 to
+/// `recipient`, or a balance read) and says which it was, or why it failed.
+pub fn one_operation(
+    client: &mut Client,
+    mix: Mix,
+    seed: &mut u64,
+    recipient: &str,
+) -> Result<Op, (Op, securebank::error::ClientError)> {
+    let op = mix.pick(next_random(seed));
+    let outcome = match op {
+        Op::Deposit => client.deposit(new_txid(), 100),
+        Op::Withdraw => client.withdraw(new_txid(), 50),
+        Op::Transfer => client.transfer(new_txid(), 10, recipient),
+        Op::Balance => client.balance(),
+    };
+    outcome.map(|_| op).map_err(|err| (op, err))
+}
+
 /// Asks the server to refresh its commit counters (written after a sync, at most every
 /// 500 ms) and reads them.
-fn fresh_commit_stats(target: &Target, client: &mut securebank::client::Client) -> Option<(u64, u64)> {
+fn fresh_commit_stats(target: &Target, client: &mut Client) -> Option<(u64, u64)> {
     std::thread::sleep(Duration::from_millis(600));
     client.deposit(new_txid(), 1).ok()?;
     target.commit_stats()
@@ -122,15 +145,9 @@ pub fn transactions(target: &Target, clients: usize, phase: Duration, mix: Mix) 
                 barrier.wait();
                 let deadline = Instant::now() + phase;
                 while Instant::now() < deadline {
-                    let op = mix.pick(next_random(&mut seed));
                     let started = Instant::now();
-                    let outcome = match op {
-                        Op::Deposit => client.deposit(new_txid(), 100),
-                        Op::Withdraw => client.withdraw(new_txid(), 50),
-                        Op::Transfer => client.transfer(new_txid(), 10, &recipient),
-                        Op::Balance => client.balance(),
-                    };
-                    outcome.map_err(|err| format!("{:?} failed: {err}", op))?;
+                    let op = one_operation(&mut client, mix, &mut seed, &recipient)
+                        .map_err(|(op, err)| format!("{op:?} failed: {err}"))?;
                     latencies[op as usize].record(started.elapsed());
                 }
                 Ok(latencies)
