@@ -216,9 +216,16 @@ impl Session {
         match judgement {
             Judgement::Locked => return Ok(Response::Error(ErrorCode::AccountLocked)),
             Judgement::Failed { locked } => {
-                if checked_real {
-                    log_failure(&username, locked);
-                }
+                // One console line either way (a line for real names only would take time
+                // that tells them apart); what a stranger typed as a name is not printed.
+                log_failure(
+                    if checked_real {
+                        &username
+                    } else {
+                        "a name with no account"
+                    },
+                    locked,
+                );
                 let code = if locked {
                     ErrorCode::AccountLocked
                 } else {

@@ -203,7 +203,13 @@ fn measure(iterations: u32, samples: usize) -> Result<CostTiming, String> {
             ));
         }
         let name = pair / PROBES_PER_NAME;
-        let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
+        // Which kind goes first alternates by pair and, since a connection carries two
+        // pairs, by connection too: no kind always takes a connection's first slot.
+        let order = if (pair + pair / 2) % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
         for real in order {
             let (probe_name, wanted) = if real {
                 (real_name(name), &mut timing.wrong_password)
@@ -242,7 +248,11 @@ impl Prober<'_> {
                 let source = source_of(self.connections);
                 self.connections += 1;
                 self.on_connection = 0;
-                match setup::connect_pinned_from(source, self.server.addr, &self.server.fingerprint) {
+                // An Echo first, not timed: the first request on a new connection is slower
+                // (cold socket and caches), and it must not fall on one kind of probe.
+                let warmed = setup::connect_pinned_from(source, self.server.addr, &self.server.fingerprint)
+                    .and_then(|(mut client, socket)| client.echo(b"warm-up").map(|_| (client, socket)));
+                match warmed {
                     Ok(connection) => self.connection.insert(connection),
                     Err(_) => {
                         std::thread::sleep(REFUSAL_PAUSE);
