@@ -192,6 +192,21 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_gets_the_slot_freed_before_its_deadline() {
+        let queue = Arc::new(LoginQueue::new(1, 100));
+        let held = queue.acquire(None).unwrap();
+        let waiter = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || queue.acquire(Some(Instant::now() + Duration::from_secs(60))).map(drop))
+        };
+        while queue.waiting() == 0 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+    }
+
+    #[test]
     fn a_full_line_refuses_at_once_but_the_operator_may_still_wait() {
         let queue = Arc::new(LoginQueue::new(1, 1));
         let order = Arc::new(Mutex::new(Vec::new()));

@@ -137,14 +137,34 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_forgets_an_unlocked_name_before_a_locked_one() {
+    fn a_full_table_forgets_an_unlocked_name_before_a_locked_one_even_a_newer_one() {
         let mut names = UnknownNames::with_capacity(2);
+        assert!(names.is_empty());
         for _ in 0..LOCKOUT_THRESHOLD {
-            names.record_failure("locked", 100, 900);
+            names.record_failure("locked", 50, 900);
         }
-        names.record_failure("counting", 50, 900);
+        names.record_failure("counting", 100, 900);
+        assert!(!names.is_empty());
         names.record_failure("newcomer", 200, 900);
         assert_eq!(names.len(), 2);
-        assert!(names.is_locked("locked", 200), "the locked name was kept");
+        assert!(
+            names.is_locked("locked", 200),
+            "the locked name was kept, though touched longer ago"
+        );
+    }
+
+    #[test]
+    fn a_lock_that_ends_now_no_longer_protects_its_name_from_being_forgotten() {
+        let mut names = UnknownNames::with_capacity(2);
+        for _ in 0..LOCKOUT_THRESHOLD {
+            names.record_failure("was-locked", 10, 90);
+        }
+        names.record_failure("recent", 99, 90);
+        // At 100 the lock has ended: the name touched longest ago goes, locked or not.
+        names.record_failure("newcomer", 100, 90);
+        for _ in 1..LOCKOUT_THRESHOLD {
+            names.record_failure("recent", 101, 90);
+        }
+        assert!(names.is_locked("recent", 101), "recent kept its count");
     }
 }
