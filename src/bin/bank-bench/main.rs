@@ -4,10 +4,11 @@
 //! loopback and reports, for 1, 8 and 64 clients: a plain length-prefixed echo over
 //! `std::net` (the baseline), durable transactions per second and their latency, the
 //! group-commit factor (records per sync), handshakes per second and logins per second
-//! (real PBKDF2 cost). `--scale` adds 1,000 idle connections, 100,000 accounts and the
-//! recovery time of a 1,000,000-record journal. `--soak N` adds N durable transactions at 64
-//! clients with checkpoints on, then a timed restart (see [`soak`]). `--json` prints one
-//! machine-readable line.
+//! (real PBKDF2 cost); and the latency of one `fdatasync` on the same disk ([`disk`]), the
+//! other part of a durable transaction's latency. `--scale` adds 1,000 idle connections,
+//! 100,000 accounts and the recovery time of a 1,000,000-record journal. `--soak N` adds N
+//! durable transactions at 64 clients with checkpoints on, then a timed restart (see
+//! [`soak`]). `--json` prints one machine-readable line.
 //!
 //! ```text
 //! bank-bench [--clients 1,8,64] [--seconds 3] [--mix deposit=40,withdraw=20,transfer=20,balance=20]
@@ -16,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod disk;
 mod echo;
 mod report;
 mod scale;
@@ -128,6 +130,8 @@ fn with_server_cpu(
 fn run(options: &Options) -> Result<(), String> {
     let target = setup::Target::start(options)?;
     let mut results = report::Results::new(report::Machine::detect(), options);
+    report::progress(format_args!("fdatasync latency next to the server's data"));
+    results.fdatasync = Some(disk::fdatasync_latencies(&target.scratch_dir())?);
     for &clients in &options.clients {
         report::progress(format_args!("echo baseline, {clients} client(s)"));
         results.echo.push(echo::run(clients, options.phase));
