@@ -11,6 +11,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::ChannelError;
@@ -142,7 +143,9 @@ pub fn read_frame<R: Read>(input: &mut R) -> Result<Frame, ChannelError> {
 /// deadline. With a per-frame idle deadline this makes the steady state free of extra calls.
 #[derive(Debug)]
 pub struct DeadlineStream {
-    stream: TcpStream,
+    /// Shared with the journal's commit thread, which sends replies on it (see
+    /// `crate::server::reply`); only this stream reads from it.
+    stream: Arc<TcpStream>,
     deadline: Option<Instant>,
     socket_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -152,7 +155,7 @@ impl DeadlineStream {
     /// Wraps a connected stream; reads wait forever until [`Self::set_deadline`] is called.
     pub fn new(stream: TcpStream) -> Self {
         Self {
-            stream,
+            stream: Arc::new(stream),
             deadline: None,
             socket_timeout: None,
             write_timeout: None,
@@ -167,6 +170,12 @@ impl DeadlineStream {
     /// The underlying socket.
     pub fn get_ref(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// The underlying socket, for a writer on another thread; it stays open while either
+    /// holds it.
+    pub fn shared(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.stream)
     }
 
     /// Writes all of `bytes`, failing with `TimedOut` once `deadline` has passed: a peer that
@@ -187,7 +196,7 @@ impl DeadlineStream {
                 self.stream.set_write_timeout(Some(remaining))?;
                 self.write_timeout = Some(remaining);
             }
-            match self.stream.write(bytes) {
+            match (&*self.stream).write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => bytes = &bytes[written..],
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -230,7 +239,7 @@ impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             self.arm()?;
-            match self.stream.read(buf) {
+            match (&*self.stream).read(buf) {
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     // The socket timed out; if the deadline has not passed, wait the rest.
                     let remaining = self
@@ -249,11 +258,11 @@ impl Read for DeadlineStream {
 
 impl Write for DeadlineStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        (&*self.stream).write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        (&*self.stream).flush()
     }
 }
 

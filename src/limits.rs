@@ -30,6 +30,14 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 /// worker.
 pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 
+/// While a connection's reply waits with the commit thread, the connection thread reads its
+/// socket in steps of this many milliseconds and looks between them whether the commit
+/// thread handed the reply back (the socket could not take it all at once: a full buffer,
+/// memory pressure). That rare reply then waits at most this long before its own thread
+/// writes it; a connection whose reply went out wakes once more at most, after its last
+/// reply. Longer than a sync (0.1-0.5 ms), short next to a person's patience.
+pub const RETURNED_REPLY_CHECK_MS: u64 = 10;
+
 /// Shortest account name, in bytes: two letters are too easy to guess as a target.
 pub const MIN_USERNAME_BYTES: usize = 3;
 

@@ -438,6 +438,12 @@ mod tests {
         assert_eq!(lines.len() as i32, (width + 1) / 2);
         assert!(lines.iter().all(|line| line.len() as i32 == width));
         assert!(lines[0].iter().all(|c| *c == '█'), "the quiet zone is light");
+        // An odd number of rows: the last line's lower half is the terminal's background.
+        assert_eq!(width % 2, 1);
+        assert!(
+            lines[lines.len() - 1].iter().all(|c| *c == '▀'),
+            "the last line draws one light half-row, not two"
+        );
         // Read every module back from the half blocks.
         for y in 0..qr.size() {
             for x in 0..qr.size() {

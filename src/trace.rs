@@ -2,8 +2,10 @@
 //! on standard error, and so does every local step of the handshake (signature, pin check,
 //! key derivation); `--trace=bytes` adds a hex dump of each frame exactly as sent, with the
 //! fields of each handshake frame named. The server also shows each password check's
-//! PBKDF2 work and each money request's journal append and `fdatasync` wait
-//! ([`crate::server::session`]).
+//! PBKDF2 work and each money request's journal append ([`crate::server::session`]), and
+//! then who sends the reply and when: the commit thread, right after the `fdatasync` that
+//! covers the record, or the connection thread when it was durable already
+//! ([`crate::server::reply`]). Each line is printed by the thread that does the step.
 //!
 //! ```text
 //! [trace client#1] --> ClientHello frame, 75 bytes: …          a frame this side sent

@@ -811,3 +811,78 @@ fn a_restart_restores_balances_history_and_lockouts() {
     let result = server.connect().login("dave", "dave-password");
     assert!(is_refused(&result, ErrorCode::AccountLocked), "{result:?}");
 }
+
+// ---- pipelined requests: replies that wait for the disk keep their order ----
+
+/// A client may send many requests before reading any reply. Replies that wait for their
+/// journal record go out from the commit thread, the others from the connection thread, so
+/// this checks that they still reach the wire in sequence order (a reply out of order would
+/// fail to open) and that each says what it should, in request order.
+#[test]
+fn pipelined_requests_are_answered_in_order_whoever_sends_each_reply() {
+    use std::io::Write;
+    const ROUNDS: u64 = 20;
+    let server = alice_and_bob();
+    let mut raw = server.raw_login("alice", ALICE_PW);
+    let mut burst = Vec::new();
+    let mut expected = Vec::new();
+    let mut balance = 10_000;
+    for round in 0..ROUNDS {
+        let (deposit, to_self, withdrawal, transfer) = (
+            client::new_txid(),
+            client::new_txid(),
+            client::new_txid(),
+            client::new_txid(),
+        );
+        let echo = round.to_be_bytes().to_vec();
+        let requests = [
+            // Waits for its record: sent by the commit thread.
+            money_request(DEPOSIT, &deposit, 3, None),
+            // Shows that record: waits for it too, behind the deposit's reply.
+            vec![BALANCE],
+            // Nothing to wait for: sent by the connection thread, after the balance.
+            Request::Echo(echo.clone()).encode(),
+            // Refused before anything is recorded: sent directly too.
+            money_request(TRANSFER, &to_self, 1, Some("alice")),
+            money_request(WITHDRAW, &withdrawal, 1, None),
+            money_request(TRANSFER, &transfer, 1, Some("bob")),
+            // A repeat of a durable transaction: its first outcome, sent directly.
+            money_request(DEPOSIT, &deposit, 3, None),
+        ];
+        for plaintext in requests {
+            burst.extend_from_slice(&raw.seal(&plaintext));
+        }
+        let after_deposit = balance + 3;
+        balance = after_deposit - 2;
+        expected.extend([
+            Response::TxApplied {
+                txid: deposit,
+                balance_cents: after_deposit,
+            },
+            Response::Balance(after_deposit),
+            Response::Echo(echo),
+            refused(ErrorCode::CannotTransferToSelf),
+            Response::TxApplied {
+                txid: withdrawal,
+                balance_cents: after_deposit - 1,
+            },
+            Response::TxApplied {
+                txid: transfer,
+                balance_cents: balance,
+            },
+            Response::TxApplied {
+                txid: deposit,
+                balance_cents: after_deposit,
+            },
+        ]);
+    }
+    raw.stream.write_all(&burst).unwrap();
+    for (index, want) in expected.iter().enumerate() {
+        let bytes = raw
+            .read_response()
+            .unwrap_or_else(|err| panic!("reply {index} did not open (out of order?): {err}"));
+        assert_eq!(&Response::decode(&bytes).unwrap(), want, "reply {index}");
+    }
+    assert_eq!(server.bank_balance("alice"), balance);
+    assert_eq!(server.bank_balance("bob"), 5_000 + ROUNDS);
+}

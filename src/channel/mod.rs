@@ -25,4 +25,4 @@ pub mod record;
 pub mod transport;
 
 pub use handshake::{ClientHandshake, ServerHandshake};
-pub use transport::SecureChannel;
+pub use transport::{SealedRecord, SecureChannel, trace_sent_record};

@@ -4,8 +4,9 @@
 //! before a [`SecureChannel`] exists; every message after that is one record; any failure
 //! to open a record is returned as an error and the caller drops the connection.
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::handshake::{ClientHandshake, Established, ServerHandshake};
@@ -19,6 +20,21 @@ use crate::trace::{self, Direction, Tracer};
 
 /// Time the client allows for connecting and for the whole handshake.
 pub const CLIENT_HANDSHAKE_TIMEOUT_SECS: u64 = 15;
+
+/// A record sealed for sending, with the sequence number its nonce used.
+#[derive(Debug)]
+pub struct SealedRecord {
+    /// The whole frame: header, ciphertext, tag.
+    pub bytes: Vec<u8>,
+    /// Its sending sequence number: it must reach the wire after every lower one.
+    pub sequence: u64,
+}
+
+/// Traces a record this side sealed and is sending now, from whichever thread sends it (the
+/// server's commit thread sends replies that waited for the disk).
+pub fn trace_sent_record(tracer: &Tracer, bytes: &[u8], sequence: u64) {
+    trace_record(tracer, Direction::Sent, bytes, sequence, "");
+}
 
 /// A secure channel: a socket with a record cipher for each direction.
 pub struct SecureChannel {
@@ -273,14 +289,49 @@ impl SecureChannel {
 
     /// Encrypts and sends one message.
     pub fn send(&mut self, plaintext: &[u8]) -> Result<(), ChannelError> {
+        let record = self.seal(plaintext)?;
+        self.write_sealed(&record)
+    }
+
+    /// Encrypts one message with the next sending sequence number, without sending it. The
+    /// caller sends the records in sequence order ([`Self::write_sealed`]), or the peer
+    /// rejects the first one out of order and everything after it.
+    pub fn seal(&mut self, plaintext: &[u8]) -> Result<SealedRecord, ChannelError> {
         let sequence = self.established.send.next_sequence();
-        let record = self.established.send.seal(plaintext)?;
-        trace_record(&self.tracer, Direction::Sent, &record, sequence, "");
+        let bytes = self.established.send.seal(plaintext)?;
+        Ok(SealedRecord { bytes, sequence })
+    }
+
+    /// Sends a record from [`Self::seal`] (within the write limit, if one is set).
+    pub fn write_sealed(&mut self, record: &SealedRecord) -> Result<(), ChannelError> {
+        trace_sent_record(&self.tracer, &record.bytes, record.sequence);
         match self.write_limit {
-            Some(limit) => self.reader.get_mut().write_all_by(&record, Instant::now() + limit)?,
-            None => self.reader.get_mut().write_all(&record)?,
+            Some(limit) => self.write_by(&record.bytes, Instant::now() + limit),
+            None => Ok(self.reader.get_mut().write_all(&record.bytes)?),
         }
-        Ok(())
+    }
+
+    /// Writes raw bytes of sealed records, failing once `deadline` has passed.
+    pub fn write_by(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), ChannelError> {
+        Ok(self.reader.get_mut().write_all_by(bytes, deadline)?)
+    }
+
+    /// Waits until at least one byte of the next record has arrived (or the peer closed):
+    /// `true`; `false` if nothing came by `until`. Consumes nothing, so a frame is never cut.
+    pub fn wait_readable(&mut self, until: Instant) -> Result<bool, ChannelError> {
+        self.reader.get_mut().set_deadline(Some(until));
+        match self.reader.fill_buf() {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// From now on, each message must be accepted by the peer's socket within `limit`, or
@@ -326,6 +377,12 @@ impl SecureChannel {
     /// The underlying socket (tests use it to send raw bytes; the server to shut it down).
     pub fn socket(&self) -> &TcpStream {
         self.reader.get_ref().get_ref()
+    }
+
+    /// The underlying socket, for the server's commit thread to send replies on (it never
+    /// reads from it); the socket stays open while either holds it.
+    pub fn shared_socket(&self) -> Arc<TcpStream> {
+        self.reader.get_ref().shared()
     }
 
     /// Sets the socket's write timeout.

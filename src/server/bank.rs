@@ -4,6 +4,9 @@
 //! it to the journal (memory only), unlock, then wait until the journal has synced that
 //! record, and only then answer. Reads wait until what they show is durable. So the ledger
 //! lock is never held across a disk sync or socket I/O, and nothing acknowledged can be lost.
+//! A connection's money requests and reads use the `*_deferred` forms, which return the
+//! journal position to wait for instead of waiting: the connection hands its sealed reply
+//! to the commit thread ([`Bank::send_when_durable`]), which sends it after that sync.
 //!
 //! `Bank` is also the seam where a bank that outgrows one machine would plug in another
 //! backend (a replicated ledger such as a TigerBeetle cluster, or PostgreSQL with
@@ -37,6 +40,7 @@ use super::events::{Event, PasswordRecord};
 use super::journal::{self, Position};
 use super::ledger::{Ledger, OperatorRefusal, Totals, TxDecision, TxRequest};
 use super::recovery::{self, RecoveryReport};
+use super::reply::QueuedReply;
 use super::retention::TxidRetention;
 use super::snapshot;
 use super::storage::{DirStorage, SharedStorage};
@@ -440,6 +444,18 @@ impl Bank {
         self.journal.wait_durable(lsn)
     }
 
+    /// Whether every record up to `lsn` is durable.
+    pub fn is_durable(&self, lsn: u64) -> bool {
+        self.journal.is_durable(lsn)
+    }
+
+    /// Hands a sealed reply to the commit thread, to be sent right after the sync that makes
+    /// its record durable; gives it back if that record is durable already (see
+    /// [`super::reply`]).
+    pub fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
+        self.journal.send_when_durable(reply)
+    }
+
     /// Reads from an account under the lock, then waits until what was read is durable: up
     /// to the last event that changed this account (all earlier events are durable first).
     fn durable_read<T>(
@@ -447,15 +463,19 @@ impl Bank {
         name: &str,
         read: impl FnOnce(&super::ledger::Account) -> T,
     ) -> Result<Ruled<T>, JournalError> {
-        let ledger = self.lock();
-        let Some(account) = ledger.account(name).filter(|account| !account.closed) else {
-            return Ok(Err(ErrorCode::NotAuthenticated));
-        };
-        let value = read(account);
-        let visible = account.last_lsn;
-        drop(ledger);
+        let (value, visible) = self.read_deferred(name, read);
         self.journal.wait_durable(visible)?;
-        Ok(Ok(value))
+        Ok(value)
+    }
+
+    /// Reads from an account under the lock without waiting: returns the value and the
+    /// journal position that must be durable before anyone is told it (0 for a refusal).
+    fn read_deferred<T>(&self, name: &str, read: impl FnOnce(&super::ledger::Account) -> T) -> (Ruled<T>, u64) {
+        let ledger = self.lock();
+        match ledger.account(name).filter(|account| !account.closed) {
+            Some(account) => (Ok(read(account)), account.last_lsn),
+            None => (Err(ErrorCode::NotAuthenticated), 0),
+        }
     }
 
     /// The balance of `name`, once durable.
@@ -463,9 +483,21 @@ impl Bank {
         self.durable_read(name, |account| account.balance_cents)
     }
 
+    /// The balance of `name` and the journal position that must be durable before it is
+    /// shown (as [`Bank::transact_deferred`]).
+    pub fn balance_deferred(&self, name: &str) -> (Ruled<u64>, u64) {
+        self.read_deferred(name, |account| account.balance_cents)
+    }
+
     /// The recent history of `name`, once durable.
     pub fn history(&self, name: &str) -> Result<Ruled<Vec<HistoryEntry>>, JournalError> {
         self.durable_read(name, |account| account.history.iter().cloned().collect())
+    }
+
+    /// The recent history of `name` and the journal position that must be durable before it
+    /// is shown.
+    pub fn history_deferred(&self, name: &str) -> (Ruled<Vec<HistoryEntry>>, u64) {
+        self.read_deferred(name, |account| account.history.iter().cloned().collect())
     }
 
     /// Opens an account. Refuses an existing name.

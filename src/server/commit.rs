@@ -1,15 +1,23 @@
 //! Group commit: many connections' journal records share one batch, one write and one
-//! `fdatasync`.
+//! `fdatasync`; the replies that waited for those records go out right after it.
 //!
 //! ```text
 //! connection threads                         commit thread
 //!   lock ledger; decide; apply;                loop:
 //!   append(event) → lsn   ── pending ──▶          take the whole pending batch
 //!   unlock ledger                                 frame it (header, checksum, padding)
-//!   wait_durable(lsn)  ◀── unpark ──────         pwrite at the next sector; fdatasync
-//!   reply                                         durable = batch end; unpark only the
-//!                                                 waiters whose lsn the sync covered
+//!   seal reply;                                   pwrite at the next sector; fdatasync
+//!   send_when_durable(lsn, reply) ── replies ──▶  durable = batch end; send the replies
+//!   back to reading the socket  ◀── the reply ──    that batch covered (never blocking:
+//!                                                   see [`super::reply`]); unpark only the
+//!   (logins, operator, checkpoints:                 waiters whose lsn the sync covered
+//!    wait_durable(lsn) ◀── unpark ──)
 //! ```
+//! A connection thread does not wait for the disk: the commit thread sends its sealed reply
+//! after the sync (one sleep per request for the connection, in `read`, as in an echo).
+//! Rarer callers that must know before they go on (a login's records, operator actions, a
+//! checkpoint) park in [`Journal::wait_durable`] until the sync that covers them.
+//!
 //! A checkpoint *rotates* the journal (under the ledger lock, so at an exact position): the
 //! records pending at that moment are written as the last batch of the current segment,
 //! that segment is trimmed to its data, and the next batch goes to a new segment file the
@@ -18,10 +26,12 @@
 //! Invariants: records reach the disk in the order they were appended (the order the ledger
 //! applied them); one batch is one write and one sync, and the next write starts only after
 //! that sync returned, so only the last batch can ever be torn (see [`super::journal`]); a
-//! batch never exceeds [`MAX_BATCH_BYTES`] (appenders wait for room); a waiter returns only
-//! after a sync that *started after* its record was written; a failed write or sync is
-//! never retried — the journal is poisoned and (in the server) the process exits, so the
-//! next start recovers from what is really on disk (PostgreSQL's "fsyncgate" lesson).
+//! batch never exceeds [`MAX_BATCH_BYTES`] (appenders wait for room); a waiter returns, and
+//! a queued reply is sent, only after a sync that *started after* its record was written
+//! (the batch that sync wrote holds the record); a failed write or sync is never retried —
+//! the journal is poisoned, queued replies are dropped unsent, and (in the server) the
+//! process exits, so the next start recovers from what is really on disk (PostgreSQL's
+//! "fsyncgate" lesson).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +40,7 @@ use std::thread::{self, Thread};
 
 use super::events::Event;
 use super::journal::{self, BATCH_HEADER_BYTES, Position};
+use super::reply::QueuedReply;
 use super::storage::StorageFile;
 use crate::error::JournalError;
 use crate::limits::MAX_BATCH_BYTES;
@@ -84,6 +95,8 @@ struct State {
     taken_lsn: u64,
     durable_lsn: u64,
     waiters: Vec<(u64, Thread)>,
+    /// Sealed replies to send once their record is durable ([`Journal::send_when_durable`]).
+    replies: Vec<QueuedReply>,
     /// The most recent durable batch: (its last lsn, its records), for `--trace`.
     last_batch: (u64, u32),
     rotation: Option<Rotation>,
@@ -105,6 +118,9 @@ pub struct Journal {
     switched: Condvar,
     records_written: AtomicU64,
     syncs: AtomicU64,
+    /// `State::durable_lsn`, readable without the lock (stored after the sync that made it
+    /// true, so a reader that sees a value may rely on it).
+    durable_lsn: AtomicU64,
     writer: Mutex<Option<Writer>>,
     committer: Mutex<Option<thread::JoinHandle<()>>>,
     checkpoint_every_records: u64,
@@ -142,6 +158,8 @@ impl Journal {
             batch: Vec::with_capacity(64 * 1024),
             waiting: Vec::new(),
             to_wake: Vec::new(),
+            replies: Vec::new(),
+            to_send: Vec::new(),
         };
         Arc::new(Self {
             state: Mutex::new(State {
@@ -151,6 +169,7 @@ impl Journal {
                 taken_lsn: end.lsn,
                 durable_lsn: end.lsn,
                 waiters: Vec::new(),
+                replies: Vec::new(),
                 last_batch: (end.lsn, 0),
                 rotation: None,
                 records_in_segment,
@@ -165,6 +184,7 @@ impl Journal {
             switched: Condvar::new(),
             records_written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            durable_lsn: AtomicU64::new(end.lsn),
             writer: Mutex::new(Some(writer)),
             committer: Mutex::new(None),
             checkpoint_every_records: every,
@@ -360,6 +380,39 @@ impl Journal {
         }
     }
 
+    /// Whether every record up to `lsn` is durable.
+    pub fn is_durable(&self, lsn: u64) -> bool {
+        self.durable_lsn.load(Ordering::Acquire) >= lsn
+    }
+
+    /// Hands a sealed reply to the commit thread, which sends it right after the sync that
+    /// makes its record durable (see [`super::reply`]). Gives it back if that record is
+    /// durable already: the caller sends it. If the journal has failed, the reply is dropped
+    /// unsent (its connection learns of it) and never given back.
+    pub fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
+        if self.is_manual() {
+            // No commit thread: make it durable here, then let the caller send it.
+            return match self.wait_durable(reply.lsn()) {
+                Ok(()) => Err(reply),
+                Err(_) => {
+                    reply.abandon();
+                    Ok(())
+                }
+            };
+        }
+        let mut state = self.lock();
+        if state.durable_lsn >= reply.lsn() {
+            return Err(reply);
+        }
+        if state.poisoned {
+            drop(state);
+            reply.abandon();
+            return Ok(());
+        }
+        state.replies.push(reply);
+        Ok(())
+    }
+
     /// How many records the batch that made `lsn` durable held, if that batch is still the
     /// most recent one (for `--trace`; a busy server may have synced another since).
     pub fn batch_records_covering(&self, lsn: u64) -> Option<u32> {
@@ -444,13 +497,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Marks records up to `lsn` durable and wakes exactly the waiters that covers;
+    /// Marks records up to `lsn` durable, sends the replies that waited for exactly those
+    /// records (in journal order) and wakes exactly the waiters that covers;
     /// `in_current_segment` is false for the last batch of a segment being rotated away.
     fn made_durable(&self, writer: &mut Writer, lsn: u64, records: u32, in_current_segment: bool) {
         self.records_written.fetch_add(u64::from(records), Ordering::Relaxed);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         state.durable_lsn = lsn;
+        self.durable_lsn.store(lsn, Ordering::Release);
         state.last_batch = (lsn, records);
         if in_current_segment {
             state.records_in_segment += u64::from(records);
@@ -458,8 +513,16 @@ impl Journal {
         let ask =
             in_current_segment && state.records_in_segment >= self.checkpoint_every_records && !state.checkpoint_asked;
         state.checkpoint_asked |= ask;
-        // Take the covered waiters out under the lock, but wake them after releasing it:
-        // an unpark is a system call, and appenders must not queue behind them.
+        // Take the covered replies and waiters out under the lock, but send and wake after
+        // releasing it: each is a system call, and appenders must not queue behind them.
+        std::mem::swap(&mut writer.replies, &mut state.replies);
+        for reply in writer.replies.drain(..) {
+            if reply.lsn() <= lsn {
+                writer.to_send.push(reply);
+            } else {
+                state.replies.push(reply);
+            }
+        }
         std::mem::swap(&mut writer.waiting, &mut state.waiters);
         for (waiting_for, thread) in writer.waiting.drain(..) {
             if waiting_for <= lsn {
@@ -469,6 +532,8 @@ impl Journal {
             }
         }
         drop(state);
+        writer.to_send.sort_by_key(QueuedReply::lsn);
+        writer.to_send.drain(..).for_each(|reply| reply.send_durable(records));
         writer.to_wake.drain(..).for_each(|thread| thread.unpark());
         if ask && let Some(wanted) = self.checkpoint_wanted.lock().ok().as_deref().and_then(Option::as_ref) {
             wanted();
@@ -502,7 +567,10 @@ impl Journal {
         for (_, thread) in state.waiters.drain(..) {
             thread.unpark();
         }
+        let replies = std::mem::take(&mut state.replies);
         drop(state);
+        // Their records may not be durable: never sent.
+        replies.into_iter().for_each(QueuedReply::abandon);
         self.room_ready.notify_all();
         self.switched.notify_all();
         if self.exit_on_failure {
@@ -536,6 +604,8 @@ struct Writer {
     /// Reused buffers of [`Journal::made_durable`], so a batch allocates nothing.
     waiting: Vec<(u64, Thread)>,
     to_wake: Vec<Thread>,
+    replies: Vec<QueuedReply>,
+    to_send: Vec<QueuedReply>,
 }
 
 impl Writer {

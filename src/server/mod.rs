@@ -17,6 +17,7 @@
 //! | [`events`] | journal events (the only way the ledger changes) |
 //! | [`journal`] | journal segments: sync batches of hash-chained records; the torn-batch rule |
 //! | [`commit`] | group commit: one batch, one write, one `fdatasync` for many records |
+//! | [`reply`] | replies that wait for the disk: sent by the commit thread right after their sync |
 //! | [`checkpoint`] | the checkpoint file: the whole ledger as of one journal position |
 //! | [`recovery`] | start-up: newest good checkpoint plus the segments after it |
 //! | [`storage`] | the storage seam: the real directory, or a simulated disk for crash tests |
@@ -52,6 +53,7 @@ pub mod operator_socket;
 pub mod otp;
 pub mod otp_command;
 pub mod recovery;
+pub mod reply;
 pub mod retention;
 pub mod session;
 pub mod snapshot;
@@ -74,6 +76,7 @@ use self::operator::Live;
 use self::operator_socket::OperatorSocket;
 use self::otp::OtpKey;
 use self::recovery::RecoveryReport;
+use self::reply::Outbox;
 use self::session::Session;
 use crate::channel::SecureChannel;
 use crate::error::StartError;
@@ -512,12 +515,15 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicke
         }
     };
     channel.set_write_limit(shared.config.write_timeout);
+    let mut outbox = Outbox::new(&channel, shared.config.write_timeout);
     let anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
     let mut session = Session::new(channel.session_id(), ticket.source(), anonymous_until).traced(tracer);
     let mut logged_in = LoggedInSlot { shared, counted: false };
     loop {
-        let outcome = channel
-            .recv(Some(session.read_deadline(shared, Instant::now())))
+        let deadline = session.read_deadline(shared, Instant::now());
+        let outcome = outbox
+            .await_request(&mut channel, deadline)
+            .and_then(|()| channel.recv(Some(deadline)))
             .and_then(|plaintext| {
                 // The plaintext may hold a password or a code: wipe it once decoded.
                 let plaintext = zeroize::Zeroizing::new(plaintext);
@@ -531,12 +537,12 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicke
                     format_args!("closing: {}", crate::trace::closing_reason(&err)),
                 );
                 session.disconnected(&disconnect_reason(&err, shared.config.idle_timeout));
-                return;
+                break;
             }
         };
         tracer.line(Direction::Received, format_args!("  request {request:?}"));
-        let response = match session.handle(request, shared) {
-            Ok(response) => response,
+        let reply = match session.handle(request, shared) {
+            Ok(reply) => reply,
             Err(err) => {
                 eprintln!("[server] {err}");
                 session.disconnected("the journal failed, closed without answering");
@@ -545,15 +551,19 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicke
         };
         logged_in.set(session.is_logged_in());
         ticket.set_anonymous(!session.is_logged_in());
-        tracer.line(
-            Direction::Sent,
-            format_args!("  response {}", crate::trace::response(&response)),
-        );
-        if channel.send(&response.encode()).is_err() {
+        // A reply that shows a journal record goes out only once that record is durable:
+        // from the commit thread right after its sync, while this thread reads on.
+        if outbox
+            .send(&mut channel, &shared.bank, &reply.response, reply.durable_at)
+            .is_err()
+        {
             session.disconnected("the reply could not be sent");
             return;
         }
     }
+    // The client may have closed its side right after its last request: its reply, if
+    // still with the commit thread, goes out before the socket closes.
+    outbox.finish(&mut channel);
 }
 
 /// Why a logged-in connection ended, for the console.

@@ -38,6 +38,31 @@ use crate::limits::{OTP_ANSWER_GRACE_SECS, REFUSED_TX_BURST_PER_SESSION};
 use crate::message::{CodeKind, Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
 
+/// A response and the journal position that must be durable before it is sent.
+#[derive(Debug)]
+pub struct Reply {
+    /// What to answer.
+    pub response: Response,
+    /// The last journal record the answer shows or confirms (0: none). The server sends
+    /// the answer only once this record is durable ([`super::reply::Outbox::send`]).
+    pub durable_at: u64,
+}
+
+impl Reply {
+    /// A response that shows nothing waiting for the disk.
+    fn now(response: Response) -> Self {
+        Self {
+            response,
+            durable_at: 0,
+        }
+    }
+
+    /// A response that may be sent once journal record `durable_at` is durable.
+    fn after(response: Response, durable_at: u64) -> Self {
+        Self { response, durable_at }
+    }
+}
+
 /// Where a connection is in the login flow.
 #[derive(Debug)]
 enum State {
@@ -103,39 +128,51 @@ impl Session {
         matches!(self.state, State::Authenticated { .. })
     }
 
-    /// Answers one request. An `Err` means the journal failed: close without answering.
-    pub fn handle(&mut self, request: Request, shared: &Shared) -> Result<Response, JournalError> {
+    /// Answers one request. Money requests and reads do not wait for the disk: the reply
+    /// names the journal record that must be durable before it is sent. An `Err` means the
+    /// journal failed: close without answering.
+    pub fn handle(&mut self, request: Request, shared: &Shared) -> Result<Reply, JournalError> {
         let user = match (&self.state, &request) {
-            (_, Request::Echo(data)) => return Ok(Response::Echo(data.clone())),
+            (_, Request::Echo(data)) => return Ok(Reply::now(Response::Echo(data.clone()))),
             (_, Request::Logout) => {
                 if let State::Authenticated { username, since } = &self.state {
                     println!("[auth] {username} logged out after {}", session_length(since.elapsed()));
                 }
                 self.state = State::Anonymous;
                 self.anonymous_until = Instant::now() + shared.config.anonymous_idle_timeout;
-                return Ok(Response::LoggedOut);
+                return Ok(Reply::now(Response::LoggedOut));
             }
             (_, Request::Login { .. } | Request::LoginWithCodeKind { .. } | Request::SubmitOtp(_)) => None,
             (State::Authenticated { username, .. }, _) => Some(username.clone()),
-            _ => return Ok(Response::Error(ErrorCode::NotAuthenticated)),
+            _ => return Ok(Reply::now(Response::Error(ErrorCode::NotAuthenticated))),
         };
-        match (request, user) {
+        Ok(match (request, user) {
             (Request::Login { username, password }, _) => {
                 self.names_code_kind = false;
-                self.login(username, &Zeroizing::new(password), shared)
+                Reply::now(self.login(username, &Zeroizing::new(password), shared)?)
             }
             (Request::LoginWithCodeKind { username, password }, _) => {
                 self.names_code_kind = true;
-                self.login(username, &Zeroizing::new(password), shared)
+                Reply::now(self.login(username, &Zeroizing::new(password), shared)?)
             }
-            (Request::SubmitOtp(code), _) => self.submit_otp(&Zeroizing::new(code), shared),
-            (Request::Balance, Some(user)) => Ok(ruled(shared.bank.balance(&user)?, Response::Balance)),
-            (Request::History, Some(user)) => Ok(ruled(shared.bank.history(&user)?, |mut entries| {
-                // Version-1 clients know only the movements of money (kinds 1-5).
-                entries.retain(|entry| !entry.kind.is_notice());
-                Response::History(entries)
-            })),
-            (Request::HistoryWithNotices, Some(user)) => Ok(ruled(shared.bank.history(&user)?, Response::History)),
+            (Request::SubmitOtp(code), _) => Reply::now(self.submit_otp(&Zeroizing::new(code), shared)?),
+            (Request::Balance, Some(user)) => {
+                let (outcome, lsn) = shared.bank.balance_deferred(&user);
+                Reply::after(ruled(outcome, Response::Balance), lsn)
+            }
+            (Request::History, Some(user)) => {
+                let (outcome, lsn) = shared.bank.history_deferred(&user);
+                let response = ruled(outcome, |mut entries| {
+                    // Version-1 clients know only the movements of money (kinds 1-5).
+                    entries.retain(|entry| !entry.kind.is_notice());
+                    Response::History(entries)
+                });
+                Reply::after(response, lsn)
+            }
+            (Request::HistoryWithNotices, Some(user)) => {
+                let (outcome, lsn) = shared.bank.history_deferred(&user);
+                Reply::after(ruled(outcome, Response::History), lsn)
+            }
             (Request::Deposit { txid, amount_cents }, Some(user)) => {
                 self.transact_budgeted(shared, &user, txid, TxKind::Deposit, amount_cents, "")
             }
@@ -145,8 +182,8 @@ impl Session {
             (Request::Transfer { txid, amount_cents, to }, Some(user)) => {
                 self.transact_budgeted(shared, &user, txid, TxKind::Transfer, amount_cents, &to)
             }
-            _ => Ok(Response::Error(ErrorCode::NotAuthenticated)),
-        }
+            _ => Reply::now(Response::Error(ErrorCode::NotAuthenticated)),
+        })
     }
 
     /// A money request, unless the session has used up its budget of refusals: then it is
@@ -159,17 +196,17 @@ impl Session {
         kind: TxKind,
         amount_cents: u64,
         counterparty: &str,
-    ) -> Result<Response, JournalError> {
+    ) -> Reply {
         let rate_per_sec = f64::from(shared.config.refused_tx_per_min) / 60.0;
         let now = Instant::now();
         if !self.refusals.has_token(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now) {
-            return Ok(Response::Error(ErrorCode::Unavailable));
+            return Reply::now(Response::Error(ErrorCode::Unavailable));
         }
-        let response = transact(shared, self.tracer, user, txid, kind, amount_cents, counterparty)?;
-        if matches!(response, Response::Error(_)) {
+        let reply = transact(shared, self.tracer, user, txid, kind, amount_cents, counterparty);
+        if matches!(reply.response, Response::Error(_)) {
             self.refusals.take(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now);
         }
-        Ok(response)
+        reply
     }
 
     fn login(&mut self, username: String, password: &str, shared: &Shared) -> Result<Response, JournalError> {
@@ -365,7 +402,7 @@ fn transact(
     kind: TxKind,
     amount_cents: u64,
     counterparty: &str,
-) -> Result<Response, JournalError> {
+) -> Reply {
     let request = TxRequest {
         user,
         txid,
@@ -373,24 +410,19 @@ fn transact(
         amount_cents,
         counterparty,
     };
-    let outcome = if tracer.enabled() {
-        traced_transact(shared, tracer, request)?
+    let (outcome, lsn) = if tracer.enabled() {
+        traced_transact(shared, tracer, request)
     } else {
-        shared.bank.transact(request, now_unix_secs())?
+        shared.bank.transact_deferred(request, now_unix_secs())
     };
-    Ok(ruled(outcome, |balance_cents| Response::TxApplied {
-        txid,
-        balance_cents,
-    }))
+    let response = ruled(outcome, |balance_cents| Response::TxApplied { txid, balance_cents });
+    Reply::after(response, lsn)
 }
 
-/// [`Bank::transact`](super::bank::Bank::transact) with each step traced: the ledger's
-/// decision, the journal append, then the wait for the group commit's `fdatasync`.
-fn traced_transact(
-    shared: &Shared,
-    tracer: Tracer,
-    request: TxRequest<'_>,
-) -> Result<super::bank::Ruled<u64>, JournalError> {
+/// [`Bank::transact_deferred`](super::bank::Bank::transact_deferred) with its step traced:
+/// the ledger's decision and the journal append. The wait for the group commit's
+/// `fdatasync` is traced where it ends ([`super::reply`]).
+fn traced_transact(shared: &Shared, tracer: Tracer, request: TxRequest<'_>) -> (super::bank::Ruled<u64>, u64) {
     let (outcome, step) = shared.bank.transact_step(request, now_unix_secs(), true);
     let lsn = match step {
         TxStep::Refused => {
@@ -398,7 +430,7 @@ fn traced_transact(
                 Direction::Local,
                 "ledger: refused by a rule before anything is recorded; nothing appended to the journal",
             );
-            return Ok(outcome);
+            0
         }
         TxStep::Repeat { lsn } => {
             tracer.line(
@@ -426,21 +458,7 @@ fn traced_transact(
             lsn
         }
     };
-    let waiting = Instant::now();
-    shared.bank.wait_durable(lsn)?;
-    let waited = waiting.elapsed();
-    let batch = shared.bank.batch_records_covering(lsn).map_or_else(
-        || "an earlier batch".to_string(),
-        |n| format!("a batch of {n} record{}", if n == 1 { "" } else { "s" }),
-    );
-    tracer.line(
-        Direction::Local,
-        format_args!(
-            "journal: record {lsn} is durable: written in {batch}, waited {} µs for its fdatasync; only now is the reply sent",
-            waited.as_micros()
-        ),
-    );
-    Ok(outcome)
+    (outcome, lsn)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! loopback and reports, for 1, 8 and 64 clients: a plain length-prefixed echo over
 //! `std::net` (the baseline), durable transactions per second and their latency, the
 //! group-commit factor (records per sync), handshakes per second and logins per second
-//! (real PBKDF2 cost). `--scale` adds 1,000 idle connections, 100,000 accounts and the
+//! (real PBKDF2 cost); and the latency of one `fdatasync` on the same disk ([`disk`]), the
+//! other part of a durable transaction's latency. `--scale` adds 1,000 idle connections, 100,000 accounts and the
 //! recovery time of a 1,000,000-record journal. `--soak N` adds N durable transactions at 64
 //! clients with checkpoints on, then a timed restart (see [`soak`]). `--flood` adds the abuse
 //! phase of issue 11: 1,000 attacker connections from `127.0.0.2`–`127.0.0.9` while a
@@ -29,6 +30,7 @@
 
 mod attackers;
 mod customers;
+mod disk;
 mod echo;
 mod flood;
 mod report;
@@ -227,6 +229,8 @@ fn run(options: &Options) -> Result<(), String> {
 
 /// Echo baselines, durable transactions, handshakes, one PBKDF2 check and logins.
 fn standard_phases(target: &setup::Target, options: &Options, results: &mut report::Results) -> Result<(), String> {
+    report::progress(format_args!("fdatasync latency next to the server's data"));
+    results.fdatasync = Some(disk::fdatasync_latencies(&target.scratch_dir())?);
     for &clients in &options.clients {
         report::progress(format_args!("echo baseline, {clients} client(s)"));
         results.echo.push(echo::run(clients, options.phase));

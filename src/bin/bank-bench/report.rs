@@ -180,6 +180,8 @@ pub struct Results {
     pub pbkdf2: Option<PhaseResult>,
     /// Server RSS at the end of the standard phases, KiB.
     pub server_rss_kib: Option<u64>,
+    /// One `fdatasync` after a small write, next to the server's data (see `crate::disk`).
+    pub fdatasync: Option<Latencies>,
     /// Scale scenarios.
     pub scale: Option<ScaleResults>,
     /// The soak.
@@ -202,6 +204,7 @@ impl Results {
             logins: None,
             pbkdf2: None,
             server_rss_kib: None,
+            fdatasync: None,
             scale: None,
             soak: None,
             flood: None,
@@ -221,6 +224,10 @@ impl Results {
             "{{\"cpu\":{:?},\"cores\":{},\"phase_secs\":{}",
             self.machine.cpu, self.machine.cores, self.phase_secs
         );
+        if let Some(syncs) = &self.fdatasync {
+            let [p50, p99, ..] = syncs.summary();
+            let _ = write!(out, ",\"fdatasync_p50_us\":{p50},\"fdatasync_p99_us\":{p99}");
+        }
         let phase_json = |phase: &PhaseResult, ratio: Option<f64>| {
             let [p50, p99, p999, max] = phase.latencies.summary();
             let mut text = format!(
@@ -398,6 +405,13 @@ impl Display for Results {
         }
         if let Some(p) = &self.pbkdf2 {
             row(f, "one PBKDF2 check (600k)", p, None)?;
+        }
+        if let Some(syncs) = &self.fdatasync {
+            let [p50, p99, ..] = syncs.summary();
+            writeln!(
+                f,
+                "\none fdatasync after a 512-byte write to a preallocated file (same disk): p50 {p50} us, p99 {p99} us"
+            )?;
         }
         if let Some(rss) = self.server_rss_kib {
             writeln!(f, "\nserver RSS after these phases: {:.1} MiB", rss as f64 / 1024.0)?;

@@ -32,6 +32,21 @@ pub const CHEAP_ITERATIONS: u32 = 1_000;
 /// Opening balance of every benchmark account, in cents (so withdrawals rarely fail).
 pub const OPENING_CENTS: u64 = 100_000_000_000;
 
+/// The per-source abuse limits (issue 11) opened wide for the measured phases: all their
+/// clients come from 127.0.0.1, and up to 64 of them connect, handshake and log in at once
+/// (the defaults would answer `unavailable` after the first few). These phases measure
+/// throughput, not the defences.
+pub const OPEN_SOURCE_LIMITS: [&str; 8] = [
+    "--anonymous-per-source",
+    "65536",
+    "--handshakes-per-source-per-sec",
+    "1000000",
+    "--logins-per-source-per-min",
+    "1000000",
+    "--refused-tx-per-session-per-min",
+    "1000000",
+];
+
 /// Name of the transaction account of client `index`.
 pub fn tx_account(index: usize) -> String {
     format!("bench-{index:03}")
@@ -375,7 +390,7 @@ impl Target {
         let accounts = options.clients.iter().copied().max().unwrap_or(1).max(8);
         crate::report::progress(format_args!("preparing {accounts} accounts and a fresh server key"));
         prepare(&data_dir, accounts, &password)?;
-        let server = ServerChild::spawn(&data_dir, &outbox, &[])?;
+        let server = ServerChild::spawn(&data_dir, &outbox, &OPEN_SOURCE_LIMITS)?;
         Ok(Self {
             addr: server.addr,
             fingerprint: server.fingerprint.clone(),
@@ -412,6 +427,14 @@ impl Target {
             .lines()
             .filter_map(|line| line.split_whitespace().nth(1)?.parse().ok());
         Some((values.next()?, values.next()?))
+    }
+
+    /// A directory on the file system of the server's data (the system temp dir for an
+    /// external server), for the `fdatasync` probe.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self._scratch
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |scratch| scratch.0.clone())
     }
 
     /// Resident memory of the server, KiB (only for a server this run started).

@@ -57,6 +57,7 @@ impl SoakServer {
                 "--txid-retention-secs",
             ])
             .arg(&retention)
+            .args(crate::setup::OPEN_SOURCE_LIMITS)
             .arg("--otp-outbox")
             .arg(outbox)
             .stdin(Stdio::null())

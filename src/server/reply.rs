@@ -1,0 +1,396 @@
+//! Replies that wait for the disk: the connection thread seals a reply and hands it to the
+//! commit thread, which sends it right after the `fdatasync` that makes its record durable.
+//!
+//! ```text
+//! connection thread                                commit thread
+//!   read request; lock ledger; decide; apply;
+//!   append(event) → lsn; unlock ledger
+//!   seal reply (seq n) ── send_when_durable(lsn) ──▶ (queued with the pending batch)
+//!   back to reading the socket                       pwrite batch; fdatasync
+//!        │                                           send(reply, MSG_DONTWAIT): all of it,
+//!        │                                             or hand the rest back ──┐
+//!   next request arrives; or, within               ◀─────────────────────────┘
+//!   RETURNED_REPLY_CHECK_MS, write what was handed back (with the reply's write deadline)
+//! ```
+//!
+//! Why: an echo costs one sleep and one wake-up per request on each side. A connection
+//! thread that parked until its sync, then woke to send, paid one more of each per request,
+//! and on two cores that was the gap between durable transactions and the echo ceiling
+//! (BENCHMARKS.md). Now a connection thread sleeps only in `read`, as in echo.
+//!
+//! Invariants:
+//! - **Durable first.** A queued reply is sent only from [`super::commit`]'s `made_durable`,
+//!   after the sync that covers its record; if the journal fails, queued replies are
+//!   dropped unsent ([`QueuedReply::abandon`]) and the server exits.
+//! - **One reply in flight per connection, so records reach the wire in sequence order.**
+//!   A reply sealed with sequence number n is on the wire before n + 1 is sealed: before
+//!   it sends anything, a connection first *settles* its slot ([`Outbox::send`]): it waits
+//!   until the commit thread has sent the queued reply or handed back its rest, and writes
+//!   that rest itself. A client that waits for each reply never waits here; only a
+//!   pipelining one does.
+//! - **The connection thread is the only reader of its socket**; the commit thread only
+//!   writes to it, and only while the connection's reply is in flight (the connection writes
+//!   nothing meanwhile).
+//! - **The commit thread never blocks on a client.** It sends with `MSG_DONTWAIT`; whatever
+//!   the socket does not take at once goes back to the connection thread, which writes it
+//!   with the reply's write deadline (`--write-timeout-secs`, from the moment the commit
+//!   thread tried), so a client that never reads is dropped by that deadline, as before.
+//! - **A connection that is reading still notices a reply handed back.** While its reply is
+//!   in flight, it waits for the next request in steps of [`RETURNED_REPLY_CHECK_MS`] and
+//!   looks at the slot between them ([`Outbox::await_request`]). Only its first byte is
+//!   waited for this way, so a timeout never cuts a frame.
+
+use std::io;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::{SendFlags, send};
+
+use super::bank::Bank;
+use crate::channel::{SealedRecord, SecureChannel, trace_sent_record};
+use crate::error::ChannelError;
+use crate::limits::RETURNED_REPLY_CHECK_MS;
+use crate::message::Response;
+use crate::trace::{Direction, Tracer};
+
+/// Where a connection's one reply in flight stands.
+#[derive(Debug)]
+enum SlotState {
+    /// Nothing in flight: the connection may write.
+    Idle,
+    /// Queued with the commit thread, or being sent by it.
+    InFlight,
+    /// The socket did not take all of it at once: the connection writes the rest.
+    Returned {
+        record: Vec<u8>,
+        sent: usize,
+        deadline: Instant,
+    },
+    /// The socket refused it (the peer reset the connection): the connection ends.
+    Failed(io::ErrorKind),
+}
+
+/// What the connection thread and the commit thread share about one connection.
+#[derive(Debug)]
+struct ReplySlot {
+    /// The connection's socket (the same descriptor the connection reads).
+    socket: Arc<TcpStream>,
+    /// The connection thread, woken when its reply has been dealt with.
+    owner: Thread,
+    /// How long a peer may take to accept one reply.
+    write_limit: Duration,
+    state: Mutex<SlotState>,
+}
+
+impl ReplySlot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records what became of the reply in flight and wakes the connection thread (a
+    /// no-op unless it is parked in [`Outbox::settle`]).
+    fn resolve(&self, outcome: SlotState) {
+        *self.lock() = outcome;
+        self.owner.unpark();
+    }
+}
+
+/// What `--trace` shows when a queued reply is sent.
+#[derive(Debug)]
+struct ReplyTrace {
+    tracer: Tracer,
+    response: String,
+    sequence: u64,
+    queued_at: Instant,
+}
+
+/// A sealed reply waiting with the commit thread for record `lsn` to be durable.
+#[derive(Debug)]
+pub struct QueuedReply {
+    slot: Arc<ReplySlot>,
+    record: SealedRecord,
+    lsn: u64,
+    /// Boxed: only a traced connection pays for it.
+    trace: Option<Box<ReplyTrace>>,
+}
+
+impl QueuedReply {
+    /// The journal position that must be durable before this reply is sent.
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    /// Sends the reply now that its record is durable (in a batch of `batch_records`
+    /// records). Never blocks: what the socket does not take at once goes back to the
+    /// connection thread. Called by the commit thread only.
+    pub fn send_durable(self, batch_records: u32) {
+        if let Some(trace) = &self.trace {
+            let plural = if batch_records == 1 { "" } else { "s" };
+            trace.tracer.line(
+                Direction::Local,
+                format_args!(
+                    "journal: record {} is durable: written in a batch of {batch_records} record{plural}, waited {} \
+                     µs for its fdatasync; only now is the reply sent, by the commit thread",
+                    self.lsn,
+                    trace.queued_at.elapsed().as_micros()
+                ),
+            );
+            trace
+                .tracer
+                .line(Direction::Sent, format_args!("  response {}", trace.response));
+            trace_sent_record(&trace.tracer, &self.record.bytes, trace.sequence);
+        }
+        let bytes = self.record.bytes;
+        let outcome = match send_without_waiting(&self.slot.socket, &bytes) {
+            Ok(sent) if sent == bytes.len() => SlotState::Idle,
+            Ok(sent) => SlotState::Returned {
+                record: bytes,
+                sent,
+                deadline: Instant::now() + self.slot.write_limit,
+            },
+            Err(err) => SlotState::Failed(io::Error::from(err).kind()),
+        };
+        self.slot.resolve(outcome);
+    }
+
+    /// Drops the reply unsent because the journal failed: its record may not be durable.
+    pub fn abandon(self) {
+        self.slot.resolve(SlotState::Failed(io::ErrorKind::BrokenPipe));
+    }
+}
+
+/// One `send` that never waits for room in the socket: returns how much was taken (0 when
+/// the socket is full). `MSG_NOSIGNAL`: a peer that left gives `EPIPE`, not a signal.
+fn send_without_waiting(socket: &TcpStream, bytes: &[u8]) -> Result<usize, Errno> {
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    loop {
+        match send(socket, bytes, flags) {
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok(0),
+            other => return other,
+        }
+    }
+}
+
+/// A connection's side of the reply path: sends replies in order, directly when nothing
+/// waits for the disk, through the commit thread when something does.
+#[derive(Debug)]
+pub struct Outbox {
+    slot: Arc<ReplySlot>,
+}
+
+impl Outbox {
+    /// The outbox of the connection on `channel`, served by the calling thread.
+    pub fn new(channel: &SecureChannel, write_limit: Duration) -> Self {
+        Self {
+            slot: Arc::new(ReplySlot {
+                socket: channel.shared_socket(),
+                owner: thread::current(),
+                write_limit,
+                state: Mutex::new(SlotState::Idle),
+            }),
+        }
+    }
+
+    /// Sends `response` once journal position `durable_at` is durable (0: nothing to wait
+    /// for). If it is not durable yet, the sealed reply goes to the commit thread and this
+    /// returns at once. Any earlier reply is on the wire before this one is sealed.
+    pub fn send(
+        &mut self,
+        channel: &mut SecureChannel,
+        bank: &Bank,
+        response: &Response,
+        durable_at: u64,
+    ) -> Result<(), ChannelError> {
+        self.settle(channel)?;
+        let tracer = *channel.tracer();
+        let mut record = channel.seal(&response.encode())?;
+        if durable_at > 0 && !bank.is_durable(durable_at) {
+            match self.hand_over(bank, record, durable_at, tracer, response) {
+                Ok(()) => return Ok(()),
+                // The sync finished between the check and the hand-over: send it from here.
+                Err(returned) => record = returned,
+            }
+        }
+        if durable_at > 0 && tracer.enabled() {
+            let batch = bank.batch_records_covering(durable_at).map_or_else(
+                || "an earlier batch".to_string(),
+                |n| format!("a batch of {n} record{}", if n == 1 { "" } else { "s" }),
+            );
+            tracer.line(
+                Direction::Local,
+                format_args!(
+                    "journal: record {durable_at} is durable: written in {batch}, waited 0 µs for its fdatasync \
+                     (it was done before the reply was ready); the connection thread sends the reply itself"
+                ),
+            );
+        }
+        tracer.line(
+            Direction::Sent,
+            format_args!("  response {}", crate::trace::response(response)),
+        );
+        channel.write_sealed(&record)
+    }
+
+    /// Queues `record` with the commit thread until `durable_at` is durable; gives it back
+    /// if it already is.
+    fn hand_over(
+        &mut self,
+        bank: &Bank,
+        record: SealedRecord,
+        durable_at: u64,
+        tracer: Tracer,
+        response: &Response,
+    ) -> Result<(), SealedRecord> {
+        let trace = tracer.enabled().then(|| {
+            tracer.line(
+                Direction::Local,
+                format_args!(
+                    "reply sealed (seq {}) and handed to the commit thread, which sends it after the fdatasync that \
+                     covers record {durable_at}; this thread goes back to reading its socket",
+                    record.sequence
+                ),
+            );
+            Box::new(ReplyTrace {
+                tracer,
+                response: crate::trace::response(response).to_string(),
+                sequence: record.sequence,
+                queued_at: Instant::now(),
+            })
+        });
+        *self.slot.lock() = SlotState::InFlight;
+        let queued = QueuedReply {
+            slot: Arc::clone(&self.slot),
+            record,
+            lsn: durable_at,
+            trace,
+        };
+        bank.send_when_durable(queued).map_err(|queued| {
+            *self.slot.lock() = SlotState::Idle;
+            queued.record
+        })
+    }
+
+    /// Waits until the next request starts to arrive (or `deadline` passes: the read that
+    /// follows then reports the timeout). While a reply is in flight, it looks at the slot
+    /// every [`RETURNED_REPLY_CHECK_MS`] and writes whatever the commit thread handed back.
+    pub fn await_request(&mut self, channel: &mut SecureChannel, deadline: Instant) -> Result<(), ChannelError> {
+        loop {
+            if !matches!(*self.slot.lock(), SlotState::InFlight) {
+                return self.settle(channel);
+            }
+            let check = deadline.min(Instant::now() + Duration::from_millis(RETURNED_REPLY_CHECK_MS));
+            if channel.wait_readable(check)? || check >= deadline {
+                return Ok(());
+            }
+        }
+    }
+
+    /// At the end of the connection: lets the reply in flight, if any, reach the peer (or
+    /// fail) before the socket is closed.
+    pub fn finish(&mut self, channel: &mut SecureChannel) {
+        let _ = self.settle(channel);
+    }
+
+    /// Waits until no reply is in flight, writing what the commit thread handed back.
+    fn settle(&mut self, channel: &mut SecureChannel) -> Result<(), ChannelError> {
+        loop {
+            let mut state = self.slot.lock();
+            match std::mem::replace(&mut *state, SlotState::Idle) {
+                SlotState::Idle => return Ok(()),
+                SlotState::InFlight => {
+                    *state = SlotState::InFlight;
+                    drop(state);
+                    thread::park();
+                }
+                SlotState::Returned { record, sent, deadline } => {
+                    drop(state);
+                    return channel.write_by(&record[sent..], deadline);
+                }
+                SlotState::Failed(kind) => {
+                    *state = SlotState::Failed(kind);
+                    return Err(io::Error::from(kind).into());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ServerIdentity;
+    use std::net::TcpListener;
+
+    /// The server and client ends of an established channel over loopback.
+    fn channel_pair() -> (SecureChannel, SecureChannel) {
+        let pem = include_str!("../../tests/fixtures/test_server_key.pem");
+        let identity = ServerIdentity::from_pkcs8_pem(pem).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = thread::spawn(move || SecureChannel::connect(addr, |_| Ok(()), Tracer::off()).unwrap());
+        let (stream, _) = listener.accept().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let server = SecureChannel::accept(stream, &identity, deadline, Tracer::off()).unwrap();
+        (server, client.join().unwrap())
+    }
+
+    /// What the commit thread does for a reply whose record became durable.
+    fn commit_thread_sends(outbox: &Outbox, record: SealedRecord) {
+        *outbox.slot.lock() = SlotState::InFlight;
+        let reply = QueuedReply {
+            slot: Arc::clone(&outbox.slot),
+            record,
+            lsn: 1,
+            trace: None,
+        };
+        reply.send_durable(1);
+    }
+
+    #[test]
+    fn a_reply_the_socket_cannot_take_goes_back_to_the_reading_connection_thread_and_keeps_its_place() {
+        let (mut server, mut client) = channel_pair();
+        let mut outbox = Outbox::new(&server, Duration::from_secs(60));
+        let payload = vec![0x5A; 1024];
+        // The client reads nothing yet: the commit thread's sends fill the socket until one
+        // is not taken whole, which the commit thread hands back instead of waiting.
+        let mut queued = 0usize;
+        let (record, sent, deadline) = loop {
+            commit_thread_sends(&outbox, server.seal(&payload).unwrap());
+            queued += 1;
+            let state = std::mem::replace(&mut *outbox.slot.lock(), SlotState::InFlight);
+            match state {
+                SlotState::Idle => assert!(queued < 1_000_000, "the socket never filled"),
+                SlotState::Returned { record, sent, deadline } => break (record, sent, deadline),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        // The hand-back reaches the connection thread while it waits for the next request.
+        let slot = Arc::clone(&outbox.slot);
+        let hand_back = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            slot.resolve(SlotState::Returned { record, sent, deadline });
+        });
+        let reader = thread::spawn(move || {
+            let mut messages = Vec::new();
+            for _ in 0..=queued {
+                messages.push(client.recv(None).expect("every record opens, in sequence order"));
+            }
+            messages
+        });
+        outbox
+            .await_request(&mut server, Instant::now() + Duration::from_secs(60))
+            .expect("the rest is written by the connection thread");
+        // Then a reply the connection thread sends itself, after the one handed back.
+        outbox.settle(&mut server).unwrap();
+        server.send(b"direct").unwrap();
+        hand_back.join().unwrap();
+        let messages = reader.join().unwrap();
+        assert_eq!(messages.len(), queued + 1);
+        assert!(messages[..queued].iter().all(|message| *message == payload));
+        assert_eq!(messages[queued], b"direct");
+    }
+}
