@@ -241,15 +241,8 @@ impl ServerChild {
             "3600",
             "--anonymous-idle-timeout-secs",
             "3600",
-            "--anonymous-per-source",
-            "65536",
-            "--handshakes-per-source-per-sec",
-            "1000000",
-            "--logins-per-source-per-min",
-            "1000000",
-            "--refused-tx-per-session-per-min",
-            "1000000",
         ];
+        args.extend_from_slice(&OPEN_SOURCE_LIMITS);
         args.extend_from_slice(extra);
         Self::spawn_with_default_limits(data_dir, outbox, &args)
     }
@@ -390,7 +383,7 @@ impl Target {
         let accounts = options.clients.iter().copied().max().unwrap_or(1).max(8);
         crate::report::progress(format_args!("preparing {accounts} accounts and a fresh server key"));
         prepare(&data_dir, accounts, &password)?;
-        let server = ServerChild::spawn(&data_dir, &outbox, &OPEN_SOURCE_LIMITS)?;
+        let server = ServerChild::spawn(&data_dir, &outbox, &[])?;
         Ok(Self {
             addr: server.addr,
             fingerprint: server.fingerprint.clone(),
