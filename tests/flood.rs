@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use securebank::channel::SecureChannel;
-use securebank::channel::handshake::ClientHandshake;
-use securebank::client::{Client, new_txid};
+use securebank::client::{self, Client, new_txid};
 use securebank::error::{ChannelError, ClientError, ErrorCode};
 use securebank::server::admission::SourceLimits;
 use securebank::source_address::connect_from;
@@ -31,23 +29,7 @@ const CUSTOMER_PATIENCE: Duration = Duration::from_secs(30);
 /// A handshake from `source`, pinned to the test key.
 fn connect(source: IpAddr, server: &common::TestServer) -> Result<Client, ClientError> {
     let stream = connect_from(source, server.addr, Duration::from_secs(5)).map_err(ChannelError::from)?;
-    let expected = server.fingerprint.clone();
-    let channel = SecureChannel::client_handshake(
-        stream,
-        ClientHandshake::start(),
-        move |presented| {
-            if presented == expected {
-                Ok(())
-            } else {
-                Err(ChannelError::PinMismatch {
-                    expected,
-                    presented: presented.to_string(),
-                })
-            }
-        },
-        Tracer::off(),
-    )?;
-    Ok(Client::from_channel(channel))
+    client::connect_pinned_over(stream, &server.fingerprint, Tracer::off())
 }
 
 /// Whether the server admitted `stream` (it sent nothing: it waits for the ClientHello)

@@ -18,10 +18,11 @@ pub mod plain;
 pub mod retry;
 pub mod terminal;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::channel::SecureChannel;
+use crate::channel::handshake::ClientHandshake;
 use crate::error::{ChannelError, ClientError, ErrorCode};
 use crate::message::{CodeKind, HistoryEntry, Request, Response, TxId};
 use crate::trace::{Direction, Tracer};
@@ -48,32 +49,40 @@ pub struct Client {
 
 /// Connects to `addr`, accepting only the server key with `fingerprint`.
 pub fn connect_pinned(addr: SocketAddr, fingerprint: &str, tracer: Tracer) -> Result<Client, ClientError> {
-    let expected = fingerprint.to_string();
-    let channel = SecureChannel::connect(
-        addr,
-        move |presented| {
-            if presented == expected {
-                tracer.line(
-                    Direction::Local,
-                    format_args!("pin check: server key {presented} is the pinned key: accepted"),
-                );
-                Ok(())
-            } else {
-                tracer.line(
-                    Direction::Local,
-                    format_args!(
-                        "pin check: server key {presented} is NOT the pinned key {expected}: REFUSED, closing"
-                    ),
-                );
-                Err(ChannelError::PinMismatch {
-                    expected,
-                    presented: presented.to_string(),
-                })
-            }
-        },
-        tracer,
-    )?;
+    let channel = SecureChannel::connect(addr, pin_check(fingerprint, tracer), tracer)?;
     Ok(Client { channel })
+}
+
+/// Runs the handshake on an already connected `stream` (one connected from a chosen source
+/// address, say: [`crate::source_address::connect_from`]), accepting only the server key
+/// with `fingerprint`.
+pub fn connect_pinned_over(stream: TcpStream, fingerprint: &str, tracer: Tracer) -> Result<Client, ClientError> {
+    let channel =
+        SecureChannel::client_handshake(stream, ClientHandshake::start(), pin_check(fingerprint, tracer), tracer)?;
+    Ok(Client { channel })
+}
+
+/// The check of the presented key against the pinned `fingerprint`, traced.
+fn pin_check(fingerprint: &str, tracer: Tracer) -> impl FnOnce(&str) -> Result<(), ChannelError> {
+    let expected = fingerprint.to_string();
+    move |presented| {
+        if presented == expected {
+            tracer.line(
+                Direction::Local,
+                format_args!("pin check: server key {presented} is the pinned key: accepted"),
+            );
+            Ok(())
+        } else {
+            tracer.line(
+                Direction::Local,
+                format_args!("pin check: server key {presented} is NOT the pinned key {expected}: REFUSED, closing"),
+            );
+            Err(ChannelError::PinMismatch {
+                expected,
+                presented: presented.to_string(),
+            })
+        }
+    }
 }
 
 /// Runs a handshake only to learn the server's key fingerprint (its signature is verified,

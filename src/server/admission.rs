@@ -62,6 +62,19 @@ impl SourceLimits {
     }
 }
 
+/// `bank-server` flags that lift every per-source budget (and the refused-transaction budget
+/// of a session): for benchmarks and tests that play many clients from one address.
+pub const UNLIMITED_SOURCE_FLAGS: [&str; 8] = [
+    "--anonymous-per-source",
+    "65536",
+    "--handshakes-per-source-per-sec",
+    "1000000",
+    "--logins-per-source-per-min",
+    "1000000",
+    "--refused-tx-per-session-per-min",
+    "1000000",
+];
+
 /// Why a connection was not admitted (it is answered ServerBusy and closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

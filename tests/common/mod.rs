@@ -55,16 +55,7 @@ pub fn test_config(dir: &Path) -> ServerConfig {
 }
 
 /// `bank-server` flags that lift the per-source and refusal budgets, as [`test_config`] does.
-pub const UNLIMITED_SOURCE_FLAGS: [&str; 8] = [
-    "--anonymous-per-source",
-    "65536",
-    "--handshakes-per-source-per-sec",
-    "1000000",
-    "--logins-per-source-per-min",
-    "1000000",
-    "--refused-tx-per-session-per-min",
-    "1000000",
-];
+pub const UNLIMITED_SOURCE_FLAGS: [&str; 8] = securebank::server::admission::UNLIMITED_SOURCE_FLAGS;
 
 pub fn start_server() -> TestServer {
     start_server_with(|_| {})

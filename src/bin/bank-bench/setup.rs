@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use securebank::args::Args;
 use securebank::channel::transport::CLIENT_HANDSHAKE_TIMEOUT_SECS;
-use securebank::channel::{ClientHandshake, SecureChannel};
 use securebank::client::{self, Client};
-use securebank::error::{ChannelError, ClientError};
+use securebank::error::ClientError;
 use securebank::limits::DEFAULT_PBKDF2_ITERATIONS;
 use securebank::server::admin;
 use securebank::server::bank::Bank;
@@ -36,16 +35,7 @@ pub const OPENING_CENTS: u64 = 100_000_000_000;
 /// clients come from 127.0.0.1, and up to 64 of them connect, handshake and log in at once
 /// (the defaults would answer `unavailable` after the first few). These phases measure
 /// throughput, not the defences.
-pub const OPEN_SOURCE_LIMITS: [&str; 8] = [
-    "--anonymous-per-source",
-    "65536",
-    "--handshakes-per-source-per-sec",
-    "1000000",
-    "--logins-per-source-per-min",
-    "1000000",
-    "--refused-tx-per-session-per-min",
-    "1000000",
-];
+pub const OPEN_SOURCE_LIMITS: [&str; 8] = securebank::server::admission::UNLIMITED_SOURCE_FLAGS;
 
 /// Name of the transaction account of client `index`.
 pub fn tx_account(index: usize) -> String {
@@ -164,23 +154,7 @@ pub fn connect_pinned_from(
 /// it down from outside).
 pub fn handshake_pinned(stream: TcpStream, fingerprint: &str) -> Result<(Client, TcpStream), ClientError> {
     let socket = stream.try_clone().map_err(|err| ClientError::Channel(err.into()))?;
-    let expected = fingerprint.to_string();
-    let channel = SecureChannel::client_handshake(
-        stream,
-        ClientHandshake::start(),
-        move |presented| {
-            if presented == expected {
-                Ok(())
-            } else {
-                Err(ChannelError::PinMismatch {
-                    expected,
-                    presented: presented.to_string(),
-                })
-            }
-        },
-        Tracer::off(),
-    )?;
-    Ok((Client::from_channel(channel), socket))
+    Ok((client::connect_pinned_over(stream, fingerprint, Tracer::off())?, socket))
 }
 
 /// `bank-bench prepare --data DIR --accounts N --password PW`.
