@@ -40,7 +40,7 @@ use super::events::{Event, PasswordRecord};
 use super::journal::{self, Position};
 use super::ledger::{Ledger, OperatorRefusal, Totals, TxDecision, TxRequest};
 use super::recovery::{self, RecoveryReport};
-use super::reply::QueuedReply;
+use super::reply::{Durability, QueuedReply};
 use super::retention::TxidRetention;
 use super::snapshot;
 use super::storage::{DirStorage, SharedStorage};
@@ -449,13 +449,6 @@ impl Bank {
         self.journal.is_durable(lsn)
     }
 
-    /// Hands a sealed reply to the commit thread, to be sent right after the sync that makes
-    /// its record durable; gives it back if that record is durable already (see
-    /// [`super::reply`]).
-    pub fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
-        self.journal.send_when_durable(reply)
-    }
-
     /// Reads from an account under the lock, then waits until what was read is durable: up
     /// to the last event that changed this account (all earlier events are durable first).
     fn durable_read<T>(
@@ -682,6 +675,21 @@ impl Bank {
 
 fn micros(elapsed: std::time::Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The reply path's view of the bank ([`super::reply`]).
+impl Durability for Bank {
+    fn is_durable(&self, lsn: u64) -> bool {
+        self.journal.is_durable(lsn)
+    }
+
+    fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
+        self.journal.send_when_durable(reply)
+    }
+
+    fn batch_records_covering(&self, lsn: u64) -> Option<u32> {
+        self.journal.batch_records_covering(lsn)
+    }
 }
 
 #[cfg(test)]

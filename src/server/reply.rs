@@ -49,12 +49,24 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use rustix::net::{SendFlags, send};
 
-use super::bank::Bank;
 use crate::channel::{SealedRecord, SecureChannel, trace_sent_record};
 use crate::error::ChannelError;
 use crate::limits::RETURNED_REPLY_CHECK_MS;
 use crate::message::Response;
 use crate::trace::{Direction, Tracer};
+
+/// What the reply path needs from the bank, so that this module does not depend on it (the
+/// bank depends on this one): whether a journal position is durable, the hand-over of a
+/// reply to the commit thread, and, for the trace, the size of a batch.
+pub trait Durability {
+    /// Whether every record up to `lsn` is durable.
+    fn is_durable(&self, lsn: u64) -> bool;
+    /// Hands `reply` to the commit thread, to be sent right after the sync that makes its
+    /// record durable; gives it back if that record is durable already.
+    fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply>;
+    /// How many records the batch that made `lsn` durable held, if it is still known.
+    fn batch_records_covering(&self, lsn: u64) -> Option<u32>;
+}
 
 /// Where a connection's one reply in flight stands.
 #[derive(Debug)]
@@ -201,7 +213,7 @@ impl Outbox {
     pub fn send(
         &mut self,
         channel: &mut SecureChannel,
-        bank: &Bank,
+        bank: &dyn Durability,
         response: &Response,
         durable_at: u64,
     ) -> Result<(), ChannelError> {
@@ -239,7 +251,7 @@ impl Outbox {
     /// if it already is.
     fn hand_over(
         &mut self,
-        bank: &Bank,
+        bank: &dyn Durability,
         record: SealedRecord,
         durable_at: u64,
         tracer: Tracer,

@@ -18,6 +18,9 @@ use crate::report::Latencies;
 use crate::setup;
 use crate::workload::{self, Mix};
 
+/// Logged-in customers that transact throughout the flood phase.
+pub const TX_CUSTOMERS: usize = 8;
+
 /// Name of the customer whose logins are measured.
 pub const CUSTOMER: &str = "customer";
 
@@ -143,7 +146,7 @@ fn customer_transacts(
     mix: Mix,
 ) -> Result<(Option<Client>, u64, u64), String> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (index as u64 + 1);
-    let recipient = setup::tx_account((index + 1) % crate::flood::TX_CUSTOMERS);
+    let recipient = setup::tx_account((index + 1) % TX_CUSTOMERS);
     let (mut done, mut broken) = (0, 0);
     while Instant::now() < window_end {
         let Some(client) = session.as_mut() else {

@@ -40,7 +40,7 @@ use securebank::limits::DEFAULT_PBKDF2_ITERATIONS;
 use securebank::server::admin;
 
 use crate::attackers::{self, ATTACKER_ADDRESSES, Attack, VICTIM_ACCOUNTS, victim_account};
-use crate::customers::{self, Bank, CUSTOMER, Refusals};
+use crate::customers::{self, Bank, CUSTOMER, Refusals, TX_CUSTOMERS};
 use crate::report::{Latencies, progress};
 use crate::setup::{self, CHEAP_ITERATIONS, ScratchDir, ServerChild};
 use crate::workload::Mix;
@@ -59,9 +59,6 @@ pub const DEFAULT_FLOOD_SECS: f64 = 60.0;
 /// Time between starting the attackers and starting to measure: 1,000 connections need a
 /// few seconds to open (each handshake costs the server an RSA signature).
 pub const WARMUP: Duration = Duration::from_secs(5);
-
-/// Logged-in customers that transact throughout.
-pub const TX_CUSTOMERS: usize = 8;
 
 /// How often the server's threads and RSS are read.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -289,6 +286,12 @@ impl FloodResults {
             self.server_threads_max,
             self.server_rss_kib_max
         )
+    }
+}
+
+impl crate::report::Section for FloodResults {
+    fn json(&self) -> String {
+        FloodResults::json(self)
     }
 }
 

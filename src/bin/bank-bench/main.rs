@@ -214,10 +214,10 @@ fn run(options: &Options) -> Result<(), String> {
         results.soak = Some(soak::run(transactions)?);
     }
     if let Some(flood) = &options.flood {
-        results.flood = Some(flood::run(flood)?);
+        results.flood = Some(Box::new(flood::run(flood)?));
     }
     if let Some(samples) = options.login_timing {
-        results.login_timing = Some(timing::run(samples)?);
+        results.login_timing = Some(Box::new(timing::run(samples)?));
     }
     if options.json {
         println!("{}", results.to_json());

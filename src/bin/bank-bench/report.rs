@@ -10,6 +10,14 @@ pub fn progress(what: fmt::Arguments<'_>) {
     eprintln!("[bench] {what} ...");
 }
 
+/// A phase's results that another module measures (the flood, the login timing): shown to
+/// people through `Display`, and written into the JSON line as one `"key":{...}` member.
+/// A trait, so that this module does not depend on the modules that measure.
+pub trait Section: Display + fmt::Debug {
+    /// The JSON member, `"key":{...}`.
+    fn json(&self) -> String;
+}
+
 /// Round-trip times in microseconds.
 #[derive(Debug, Default, Clone)]
 pub struct Latencies {
@@ -187,9 +195,9 @@ pub struct Results {
     /// The soak.
     pub soak: Option<SoakResults>,
     /// The flood (`--flood`).
-    pub flood: Option<crate::flood::FloodResults>,
+    pub flood: Option<Box<dyn Section>>,
     /// Login answer times (`--flood` or `--login-timing`).
-    pub login_timing: Option<crate::timing::LoginTiming>,
+    pub login_timing: Option<Box<dyn Section>>,
 }
 
 impl Results {

@@ -122,6 +122,12 @@ impl LoginTiming {
     }
 }
 
+impl crate::report::Section for LoginTiming {
+    fn json(&self) -> String {
+        LoginTiming::json(self)
+    }
+}
+
 impl Display for LoginTiming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
