@@ -7,8 +7,9 @@
 //! journal is for the bank's state, and what strangers type is not kept).
 //!
 //! Invariants: at most `capacity` names are held ([`MAX_TRACKED_UNKNOWN_NAMES`]); a name
-//! is held as a keyed 64-bit hash, never as text; when full, the entry whose lock ended
-//! longest ago (or, failing that, that was last touched longest ago) makes room. Limits:
+//! is held as a keyed 64-bit hash, never as text; when full, an eighth of the table makes
+//! room at once (unlocked names touched longest ago first; a locked name only when every
+//! name is locked), so a flood of new names pays one scan per 8,192 failures, not one each. Limits:
 //! the counts start again at a restart, which a stranger cannot cause.
 
 use std::collections::HashMap;
@@ -92,15 +93,32 @@ impl UnknownNames {
         self.hasher.hash_one(name)
     }
 
+    /// Forgets an eighth of the table at once (at least one name), so the scan is paid once
+    /// per many failures, not at each: names whose lock is over (or that never locked)
+    /// first, those touched longest ago first; a locked name only when every name is locked.
     fn make_room(&mut self, now: u64) {
-        // Prefer a name whose lock is over (or that never locked), touched longest ago.
-        let victim = self
+        let batch = (self.capacity / 8).max(1);
+        let mut unlocked: Vec<(u64, u64)> = self
             .names
             .iter()
-            .min_by_key(|(_, failures)| (now < failures.locked_until, failures.last_touched))
-            .map(|(&key, _)| key);
-        if let Some(key) = victim {
-            self.names.remove(&key);
+            .filter(|(_, failures)| now >= failures.locked_until)
+            .map(|(&key, failures)| (failures.last_touched, key))
+            .collect();
+        if unlocked.is_empty() {
+            let oldest = self
+                .names
+                .iter()
+                .min_by_key(|(_, failures)| failures.last_touched)
+                .map(|(&key, _)| key);
+            if let Some(key) = oldest {
+                self.names.remove(&key);
+            }
+            return;
+        }
+        let batch = batch.min(unlocked.len());
+        unlocked.select_nth_unstable(batch - 1);
+        for (_, key) in &unlocked[..batch] {
+            self.names.remove(key);
         }
     }
 }
@@ -151,6 +169,23 @@ mod tests {
             names.is_locked("locked", 200),
             "the locked name was kept, though touched longer ago"
         );
+    }
+
+    #[test]
+    fn a_full_table_forgets_an_eighth_of_its_unlocked_names_at_once_oldest_first() {
+        let mut names = UnknownNames::with_capacity(16);
+        for n in 0..16 {
+            names.record_failure(&format!("name{n}"), n, 900);
+        }
+        names.record_failure("newcomer", 100, 900);
+        assert_eq!(names.len(), 15, "two forgotten, one added");
+        // name0 and name1 were forgotten: their counts start again, name2's goes on.
+        for _ in 1..LOCKOUT_THRESHOLD {
+            names.record_failure("name0", 101, 900);
+            names.record_failure("name2", 101, 900);
+        }
+        assert!(!names.is_locked("name0", 101));
+        assert!(names.is_locked("name2", 101));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The bank's side of a login: the stored password, and the judgement of a checked
-//! password under one acquisition of the ledger lock.
+//! password under one lock acquisition.
 //!
 //! Invariants:
 //! - *Exact lockout.* [`Bank::judge_password`] checks the lock and records the outcome in one
-//!   critical section, so at most [`crate::limits::LOCKOUT_THRESHOLD`] passwords are judged per lock window
-//!   however many checks ran in parallel, and a code is issued only if the account was
+//!   critical section (the ledger's for accounts, the unknown names' table's for the
+//!   rest), so at most [`crate::limits::LOCKOUT_THRESHOLD`] passwords are judged per lock
+//!   window however many checks ran in parallel, and a code is issued only if the account was
 //!   unlocked at that moment.
 //! - *No account oracle.* A name that no open account has takes the same steps as a wrong
 //!   password for a real one: a PBKDF2 check (against a dummy record, by the caller), a
@@ -48,8 +49,10 @@ impl Bank {
     /// Judges a password already checked by the caller: `checked_real` says whether it was
     /// checked against `name`'s stored record (else against the dummy record, the name
     /// having no open account), `password_ok` whether it matched. Checks the lock and
-    /// records the outcome under one acquisition of the ledger lock; waits until a failure
-    /// is durable before answering, for known and unknown names alike.
+    /// records the outcome under one lock acquisition (the ledger's for an account, the
+    /// unknown names' table's otherwise, so a full table's clean-up never holds up
+    /// transactions); waits until a failure is durable before answering, for known and
+    /// unknown names alike.
     pub fn judge_password(
         &self,
         name: &str,
@@ -72,15 +75,20 @@ impl Bank {
                 (last, locked)
             }
             None => {
-                let mut unknown = self
-                    .unknown_names
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if unknown.is_locked(name, now) {
-                    return Ok(Judgement::Locked);
-                }
-                let locked = unknown.record_failure(name, now, lockout_secs);
-                drop(unknown);
+                // The unknown names' table has its own lock, so its judgement is exact
+                // without the ledger's; the ledger lock is taken again only to append.
+                drop(ledger);
+                let locked = {
+                    let mut unknown = self
+                        .unknown_names
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if unknown.is_locked(name, now) {
+                        return Ok(Judgement::Locked);
+                    }
+                    unknown.record_failure(name, now, lockout_secs)
+                };
+                ledger = self.lock();
                 let lsn = self.record(&mut ledger, &Event::UnknownNameLoginFailed { at: now });
                 (lsn, locked)
             }
