@@ -429,10 +429,12 @@ fn traced_server_shows_each_money_request_reach_the_journal_and_its_fdatasync_be
                     "journal: record ",
                     "bytes) to the group commit's pending batch",
                 ],
+                // A lone client: nobody else is writing, so its own connection thread
+                // writes and syncs the batch (no commit thread to wake).
                 &[
                     "journal: record ",
                     "is durable: written in a batch of ",
-                    "µs for its fdatasync",
+                    "µs for its fdatasync, which this connection's thread did itself",
                 ],
                 &["-->   response TxApplied("],
                 &["--> Record frame", "s2c key"],

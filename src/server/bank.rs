@@ -6,7 +6,8 @@
 //! lock is never held across a disk sync or socket I/O, and nothing acknowledged can be lost.
 //! A connection's money requests and reads use the `*_deferred` forms, which return the
 //! journal position to wait for instead of waiting: the connection hands its sealed reply
-//! to the commit thread ([`Bank::send_when_durable`]), which sends it after that sync.
+//! to the batch's writer ([`Bank::send_when_durable`]), which sends it after that sync
+//! (or writes and syncs the batch itself if nobody is writing, then sends it).
 //!
 //! `Bank` is also the seam where a bank that outgrows one machine would plug in another
 //! backend (a replicated ledger such as a TigerBeetle cluster, or PostgreSQL with
@@ -40,7 +41,7 @@ use super::events::{Event, PasswordRecord};
 use super::journal::{self, Position};
 use super::ledger::{Ledger, OperatorRefusal, Totals, TxDecision, TxRequest};
 use super::recovery::{self, RecoveryReport};
-use super::reply::{Durability, QueuedReply};
+use super::reply::{Durability, Handed, QueuedReply};
 use super::retention::TxidRetention;
 use super::snapshot;
 use super::storage::{DirStorage, SharedStorage};
@@ -683,8 +684,12 @@ impl Durability for Bank {
         self.journal.is_durable(lsn)
     }
 
-    fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
+    fn send_when_durable(&self, reply: QueuedReply) -> Handed {
         self.journal.send_when_durable(reply)
+    }
+
+    fn commit_unclaimed(&self) {
+        self.journal.commit_unclaimed();
     }
 
     fn batch_records_covering(&self, lsn: u64) -> Option<u32> {

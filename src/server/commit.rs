@@ -2,21 +2,30 @@
 //! `fdatasync`; the replies that waited for those records go out right after it.
 //!
 //! ```text
-//! connection threads                         commit thread
-//!   lock ledger; decide; apply;                loop:
-//!   append(event) → lsn   ── pending ──▶          take the whole pending batch
+//! connection thread                             the writer of the batch
+//!   lock ledger; decide; apply;                   (one at a time: State::committing)
+//!   append(event) → lsn ── pending ──▶            take the whole pending batch
 //!   unlock ledger                                 frame it (header, checksum, padding)
-//!   seal reply;                                   pwrite at the next sector; fdatasync
-//!   send_when_durable(lsn, reply) ── replies ──▶  durable = batch end; send the replies
-//!   back to reading the socket  ◀── the reply ──    that batch covered (never blocking:
-//!                                                   see [`super::reply`]); unpark only the
-//!   (logins, operator, checkpoints:                 waiters whose lsn the sync covered
-//!    wait_durable(lsn) ◀── unpark ──)
+//!   seal reply; send_when_durable(lsn, reply):    pwrite at the next sector; fdatasync
+//!     somebody writing? queue the reply ──▶       durable = batch end; send the queued
+//!     back to reading the socket ◀── the reply ──   replies it covers (never blocking: see
+//!     nobody writing? become the writer:            [`super::reply`]); unpark the waiters
+//!       write + sync this batch, send the           it covers; more work waiting? the
+//!       others' replies, hand any further           commit thread goes on with it
+//!       work to the commit thread, send own reply
+//!   (logins, operator, checkpoints: wait_durable(lsn), the same rule, parking if queued)
 //! ```
-//! A connection thread does not wait for the disk: the commit thread sends its sealed reply
-//! after the sync (one sleep per request for the connection, in `read`, as in an echo).
-//! Rarer callers that must know before they go on (a login's records, operator actions, a
-//! checkpoint) park in [`Journal::wait_durable`] until the sync that covers them.
+//!
+//! **Who writes.** Appending wakes nobody. The thread that next waits for its record
+//! ([`Journal::send_when_durable`], [`Journal::wait_durable`]) writes the batch itself if
+//! nobody is writing: a lone client costs no wake-up of another thread, only the sync
+//! (BENCHMARKS.md, issue 14). If somebody is writing, it queues its reply (or parks) and
+//! that writer's batch, or the next one, covers it. A connection thread writes at most until
+//! its own record is durable: if more work waits then, it hands the right to write to the
+//! commit thread and goes back to its connection; the commit thread writes batches while
+//! work waits (under load it is the writer all the time, as before). The commit thread also
+//! takes up work nobody claimed: a full batch, a segment switch, a record whose connection
+//! failed before it could wait ([`Journal::commit_unclaimed`]), and what is left at shutdown.
 //!
 //! A checkpoint *rotates* the journal (under the ledger lock, so at an exact position): the
 //! records pending at that moment are written as the last batch of the current segment,
@@ -24,9 +33,11 @@
 //! checkpointer created and preallocated beforehand; its header is written and synced first.
 //!
 //! Invariants: records reach the disk in the order they were appended (the order the ledger
-//! applied them); one batch is one write and one sync, and the next write starts only after
-//! that sync returned, so only the last batch can ever be torn (see [`super::journal`]); a
-//! batch never exceeds [`MAX_BATCH_BYTES`] (appenders wait for room); a waiter returns, and
+//! applied them); one thread at a time holds the right to write, and it releases it only
+//! when no work waits or by handing it to the commit thread, so a record that is appended
+//! is always either written by the holder or claimed by its waiter; one batch is one write
+//! and one sync, and the next write starts only after that sync returned, so only the last
+//! batch can ever be torn (see [`super::journal`]); a batch never exceeds [`MAX_BATCH_BYTES`] (appenders wait for room); a waiter returns, and
 //! a queued reply is sent, only after a sync that *started after* its record was written
 //! (the batch that sync wrote holds the record); a failed write or sync is never retried —
 //! the journal is poisoned, queued replies are dropped unsent, and (in the server) the
@@ -40,7 +51,7 @@ use std::thread::{self, Thread};
 
 use super::events::Event;
 use super::journal::{self, BATCH_HEADER_BYTES, Position};
-use super::reply::QueuedReply;
+use super::reply::{Handed, QueuedReply};
 use super::storage::StorageFile;
 use crate::error::JournalError;
 use crate::limits::MAX_BATCH_BYTES;
@@ -105,8 +116,24 @@ struct State {
     /// Segment switches asked for by [`Journal::rotate`], and finished by the writer.
     switches_requested: u64,
     switches_done: u64,
+    /// Whether some thread holds the right to write the next batch: the commit thread, or
+    /// a thread that found nobody writing and commits its own record (see
+    /// [`Journal::commit_as_holder`]). One holder at a time.
+    committing: bool,
+    /// The holder was a waiting thread that got its own record durable while more work
+    /// waited: it passed the right to the commit thread, which has yet to take it up.
+    handed_to_thread: bool,
+    /// The commit thread is waiting for work (tests wait for this before they append).
+    thread_asleep: bool,
     poisoned: bool,
     stopping: bool,
+}
+
+impl State {
+    /// Whether a batch or a segment switch waits to be written.
+    fn has_work(&self) -> bool {
+        !self.pending.is_empty() || self.rotation.is_some()
+    }
 }
 
 /// The journal while the server runs: an appender shared by all connections and the
@@ -176,6 +203,9 @@ impl Journal {
                 checkpoint_asked: false,
                 switches_requested: 0,
                 switches_done: 0,
+                committing: false,
+                handed_to_thread: false,
+                thread_asleep: false,
                 poisoned: false,
                 stopping: false,
             }),
@@ -197,12 +227,11 @@ impl Journal {
     /// Starts the commit thread on the newest segment.
     pub fn start(setup: WriterSetup) -> Arc<Self> {
         let journal = Self::manual(setup);
-        let mut writer = journal.writer_lock().take().expect("a fresh journal has its writer");
         journal.threaded.store(true, Ordering::Relaxed);
         let committer = Arc::clone(&journal);
         let handle = thread::Builder::new()
             .name("journal-commit".into())
-            .spawn(move || committer.run(&mut writer))
+            .spawn(move || committer.run())
             .expect("spawning the commit thread at start-up");
         *journal
             .committer
@@ -249,6 +278,10 @@ impl Journal {
     /// Appends an event to the pending batch and returns its position (log sequence number).
     /// Call this while holding the ledger lock under which the event was applied, so file
     /// order equals apply order. It does no I/O; it waits only if the pending batch is full.
+    ///
+    /// It wakes nobody: the caller next waits for the record ([`Self::wait_durable`],
+    /// [`Self::send_when_durable`]), and that call writes it itself if nobody is writing
+    /// (the caller that cannot wait any more says so: [`Self::commit_unclaimed`]).
     pub fn append(&self, event: &Event) -> u64 {
         let payload = event.encode();
         let record_bytes = payload.len() + journal::RECORD_OVERHEAD_BYTES;
@@ -256,12 +289,13 @@ impl Journal {
         assert!(!state.stopping, "no appends after shutdown");
         while BATCH_HEADER_BYTES + state.pending.len() + record_bytes > MAX_BATCH_BYTES && !state.poisoned {
             assert!(!self.is_manual(), "in manual mode, commit before a batch fills up");
+            // A full batch is written by the commit thread if nobody is writing already.
+            self.work_ready.notify_one();
             state = self
                 .room_ready
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        let was_idle = state.pending.is_empty();
         let previous = state.appended.chain;
         let chain = journal::encode_record(&previous, &payload, &mut state.pending);
         state.pending_records += 1;
@@ -269,12 +303,7 @@ impl Journal {
             lsn: state.appended.lsn + 1,
             chain,
         };
-        let lsn = state.appended.lsn;
-        drop(state);
-        if was_idle {
-            self.work_ready.notify_one();
-        }
-        lsn
+        state.appended.lsn
     }
 
     /// The position after the last appended record (what the ledger currently shows).
@@ -366,6 +395,12 @@ impl Journal {
             }
             return Ok(());
         }
+        if !state.committing {
+            // Nobody is writing: this thread writes the batch (with its record) itself.
+            state.committing = true;
+            drop(state);
+            return self.commit_as_holder(Some(lsn));
+        }
         state.waiters.push((lsn, thread::current()));
         drop(state);
         loop {
@@ -385,32 +420,66 @@ impl Journal {
         self.durable_lsn.load(Ordering::Acquire) >= lsn
     }
 
-    /// Hands a sealed reply to the commit thread, which sends it right after the sync that
-    /// makes its record durable (see [`super::reply`]). Gives it back if that record is
-    /// durable already: the caller sends it. If the journal has failed, the reply is dropped
-    /// unsent (its connection learns of it) and never given back.
-    pub fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply> {
+    /// Hands a sealed reply to whoever writes the batch with its record, to be sent right
+    /// after the sync that makes it durable (see [`super::reply`]). If nobody is writing,
+    /// the calling thread writes and syncs that batch itself, then gets the reply back
+    /// (`synced_here`), as it does if the record was durable already: the caller sends it.
+    /// If the journal has failed, the reply is dropped unsent (its connection learns of it)
+    /// and never given back.
+    pub fn send_when_durable(&self, reply: QueuedReply) -> Handed {
         if self.is_manual() {
             // No commit thread: make it durable here, then let the caller send it.
             return match self.wait_durable(reply.lsn()) {
-                Ok(()) => Err(reply),
+                Ok(()) => Handed::Durable {
+                    reply,
+                    synced_here: true,
+                },
                 Err(_) => {
                     reply.abandon();
-                    Ok(())
+                    Handed::Queued
                 }
             };
         }
         let mut state = self.lock();
         if state.durable_lsn >= reply.lsn() {
-            return Err(reply);
+            return Handed::Durable {
+                reply,
+                synced_here: false,
+            };
         }
         if state.poisoned {
             drop(state);
             reply.abandon();
-            return Ok(());
+            return Handed::Queued;
         }
-        state.replies.push(reply);
-        Ok(())
+        if state.committing {
+            state.replies.push(reply);
+            return Handed::Queued;
+        }
+        // Nobody is writing (one client, or a lull): writing the batch here saves waking the
+        // commit thread, and the reply is sent by this thread without a hand-over.
+        state.committing = true;
+        drop(state);
+        match self.commit_as_holder(Some(reply.lsn())) {
+            Ok(()) => Handed::Durable {
+                reply,
+                synced_here: true,
+            },
+            Err(_) => {
+                reply.abandon();
+                Handed::Queued
+            }
+        }
+    }
+
+    /// Makes sure records appended but claimed by nobody get written: a caller that appended
+    /// and then cannot wait for its record (its connection failed) calls this, and the
+    /// commit thread writes them if nobody else is writing.
+    pub fn commit_unclaimed(&self) {
+        let state = self.lock();
+        if !state.committing && state.has_work() {
+            self.work_ready.notify_one();
+        }
     }
 
     /// How many records the batch that made `lsn` durable held, if that batch is still the
@@ -443,22 +512,62 @@ impl Journal {
         if state.poisoned {
             return Err(JournalError::Poisoned);
         }
-        let work = self.take_work(state);
-        match work {
-            None => Ok(false),
-            Some(work) => self.perform(writer, work).map(|()| true).map_err(|err| {
+        match self.take_work(state) {
+            Err(_idle) => Ok(false),
+            Ok(work) => self.perform(writer, work).map(|()| true).map_err(|err| {
                 self.poison(&err);
                 JournalError::Poisoned
             }),
         }
     }
 
-    fn take_work(&self, mut state: MutexGuard<'_, State>) -> Option<Work> {
+    /// Writes batches as the holder of the right to write (`State::committing`, set by the
+    /// caller): until record `until_lsn` is durable (a thread waiting for its own record),
+    /// or while work waits (the commit thread, `None`). Then gives the right up: to the
+    /// commit thread if work still waits and the holder was a waiting thread, which must
+    /// get back to its own connection; to nobody otherwise. A failure poisons the journal.
+    fn commit_as_holder(&self, until_lsn: Option<u64>) -> Result<(), JournalError> {
+        let mut writer = self.writer_lock();
+        loop {
+            let mut state = self.lock();
+            let done = until_lsn.is_some_and(|lsn| state.durable_lsn >= lsn);
+            if state.poisoned {
+                return Err(JournalError::Poisoned);
+            }
+            if done || !state.has_work() || writer.is_none() {
+                if until_lsn.is_some() && state.has_work() {
+                    state.handed_to_thread = true;
+                    self.work_ready.notify_one();
+                } else {
+                    state.committing = false;
+                    if state.stopping {
+                        self.work_ready.notify_one();
+                    }
+                }
+                return match (done || until_lsn.is_none(), writer.is_some()) {
+                    (true, _) => Ok(()),
+                    // Shut down with the record still pending (appended after the last batch).
+                    (false, false) => Err(JournalError::Poisoned),
+                    (false, true) => unreachable!("a holder waiting for its record has work until it is durable"),
+                };
+            }
+            let Ok(work) = self.take_work(state) else {
+                unreachable!("checked: work waits")
+            };
+            let writer = writer.as_mut().expect("checked: the writer is open");
+            if let Err(err) = self.perform(writer, work) {
+                self.poison(&err);
+                return Err(JournalError::Poisoned);
+            }
+        }
+    }
+
+    fn take_work<'a>(&self, mut state: MutexGuard<'a, State>) -> Result<Work, MutexGuard<'a, State>> {
         if let Some(rotation) = state.rotation.take() {
-            return Some(Work::Rotate(rotation));
+            return Ok(Work::Rotate(rotation));
         }
         if state.pending.is_empty() {
-            return None;
+            return Err(state);
         }
         let first_lsn = state.taken_lsn + 1;
         let records = std::mem::take(&mut state.pending_records);
@@ -466,7 +575,7 @@ impl Journal {
         let body = std::mem::replace(&mut state.pending, Vec::with_capacity(64 * 1024));
         drop(state);
         self.room_ready.notify_all();
-        Some(Work::Batch {
+        Ok(Work::Batch {
             first_lsn,
             records,
             body,
@@ -541,21 +650,36 @@ impl Journal {
         writer.maybe_write_stats(self.stats());
     }
 
-    fn run(&self, writer: &mut Writer) {
+    /// The commit thread: takes up the right to write whenever work waits and nobody
+    /// writes (a full batch, a segment switch, a record whose connection could not wait, or
+    /// more work than the thread that wrote the last batch stayed for), and writes batches
+    /// until none waits. Returns at shutdown, once everything appended is written.
+    fn run(&self) {
         loop {
             let mut state = self.lock();
-            while state.pending.is_empty() && state.rotation.is_none() {
-                if state.stopping {
+            loop {
+                if state.poisoned {
                     return;
                 }
+                if std::mem::take(&mut state.handed_to_thread) {
+                    break;
+                }
+                if !state.committing && state.has_work() {
+                    state.committing = true;
+                    break;
+                }
+                if state.stopping && !state.committing {
+                    return;
+                }
+                state.thread_asleep = true;
                 state = self
                     .work_ready
                     .wait(state)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.thread_asleep = false;
             }
-            let Some(work) = self.take_work(state) else { continue };
-            if let Err(err) = self.perform(writer, work) {
-                self.poison(&err);
+            drop(state);
+            if self.commit_as_holder(None).is_err() {
                 return;
             }
         }
@@ -696,8 +820,192 @@ pub fn preallocate(file: &dyn StorageFile, from: u64, to: u64) -> std::io::Resul
 
 #[cfg(test)]
 mod tests {
-    use super::write_stats_file;
+    use super::*;
+    use std::io;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    /// An in-memory segment that notes which thread ran each `fdatasync`, and can hold the
+    /// next sync until the test lets it go.
+    #[derive(Default)]
+    struct WatchedFile {
+        bytes: Mutex<Vec<u8>>,
+        sync_threads: Mutex<Vec<String>>,
+        hold_syncs: Mutex<bool>,
+        released: Condvar,
+    }
+
+    impl WatchedFile {
+        fn syncs_by(&self) -> Vec<String> {
+            self.sync_threads.lock().unwrap().clone()
+        }
+
+        fn hold(&self, held: bool) {
+            *self.hold_syncs.lock().unwrap() = held;
+            self.released.notify_all();
+        }
+    }
+
+    impl StorageFile for Arc<WatchedFile> {
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.bytes.lock().unwrap().len() as u64)
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let bytes = self.bytes.lock().unwrap();
+            let from = (offset as usize).min(bytes.len());
+            let n = buf.len().min(bytes.len() - from);
+            buf[..n].copy_from_slice(&bytes[from..from + n]);
+            Ok(n)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            let mut bytes = self.bytes.lock().unwrap();
+            let end = offset as usize + buf.len();
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            bytes[offset as usize..end].copy_from_slice(buf);
+            Ok(())
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            let mut held = self.hold_syncs.lock().unwrap();
+            while *held {
+                held = self.released.wait(held).unwrap();
+            }
+            drop(held);
+            let name = thread::current().name().unwrap_or("unnamed").to_string();
+            self.sync_threads.lock().unwrap().push(name);
+            Ok(())
+        }
+        fn sync_all(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.bytes.lock().unwrap().resize(len as usize, 0);
+            Ok(())
+        }
+    }
+
+    /// A journal with its commit thread, on a fresh watched segment.
+    fn started_journal() -> (Arc<Journal>, Arc<WatchedFile>) {
+        let file = Arc::new(WatchedFile::default());
+        file.write_all_at(&journal::encode_segment_header(1, &Position::genesis()), 0)
+            .unwrap();
+        let journal = Journal::start(WriterSetup {
+            file: Box::new(Arc::clone(&file)),
+            segment: 1,
+            offset: journal::SECTOR_BYTES,
+            end: Position::genesis(),
+            records_in_segment: 0,
+            preallocate_bytes: 4096,
+            checkpoint_every_records: u64::MAX,
+            exit_on_failure: false,
+            stats_path: None,
+        });
+        assert!(eventually(|| journal.lock().thread_asleep), "the commit thread starts");
+        (journal, file)
+    }
+
+    fn event() -> Event {
+        Event::UnknownNameLoginFailed { at: 1 }
+    }
+
+    /// Polls `done` for up to 10 s (generous for a loaded CI machine).
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < give_up {
+            if done() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn a_lone_waiter_writes_and_syncs_its_own_batch_and_the_commit_thread_stays_asleep() {
+        let (journal, file) = started_journal();
+        let waiter = thread::Builder::new()
+            .name("lone-connection".into())
+            .spawn({
+                let journal = Arc::clone(&journal);
+                move || {
+                    let lsn = journal.append(&event());
+                    journal.wait_durable(lsn).unwrap();
+                    lsn
+                }
+            })
+            .unwrap();
+        let lsn = waiter.join().unwrap();
+        assert!(journal.is_durable(lsn));
+        assert_eq!(file.syncs_by(), ["lone-connection"]);
+        journal.shutdown();
+        assert_eq!(file.syncs_by(), ["lone-connection"], "nothing was left for the thread");
+    }
+
+    #[test]
+    fn an_appended_record_nobody_waits_for_is_written_only_once_commit_unclaimed_is_called() {
+        let (journal, file) = started_journal();
+        let lsn = journal.append(&event());
+        thread::sleep(Duration::from_millis(50));
+        assert!(!journal.is_durable(lsn), "appending wakes nobody");
+        journal.commit_unclaimed();
+        assert!(eventually(|| journal.is_durable(lsn)), "the commit thread writes it");
+        assert_eq!(file.syncs_by(), ["journal-commit"]);
+        journal.shutdown();
+    }
+
+    #[test]
+    fn records_appended_while_a_waiter_syncs_are_handed_to_the_commit_thread_and_their_waiters_woken() {
+        let (journal, file) = started_journal();
+        file.hold(true);
+        let first = thread::Builder::new()
+            .name("first-connection".into())
+            .spawn({
+                let journal = Arc::clone(&journal);
+                move || {
+                    let lsn = journal.append(&event());
+                    journal.wait_durable(lsn).unwrap();
+                }
+            })
+            .unwrap();
+        // The first waiter is now the writer, held in its sync; these queue behind it.
+        assert!(eventually(|| journal.lock().committing));
+        let later: Vec<_> = (0..3)
+            .map(|_| {
+                let journal = Arc::clone(&journal);
+                thread::spawn(move || {
+                    let lsn = journal.append(&event());
+                    journal.wait_durable(lsn).unwrap();
+                    lsn
+                })
+            })
+            .collect();
+        assert!(eventually(|| journal.lock().waiters.len() == 3));
+        file.hold(false);
+        first.join().unwrap();
+        for waiter in later {
+            let lsn = waiter.join().unwrap();
+            assert!(journal.is_durable(lsn));
+        }
+        let syncs = file.syncs_by();
+        assert_eq!(syncs[0], "first-connection");
+        assert!(
+            syncs[1..].iter().all(|name| name == "journal-commit"),
+            "the first writer went back to its connection: {syncs:?}"
+        );
+        assert_eq!(journal.stats().records_written, 4);
+        journal.shutdown();
+    }
+
+    #[test]
+    fn shutdown_writes_what_is_still_pending() {
+        let (journal, file) = started_journal();
+        let lsn = journal.append(&event());
+        journal.shutdown();
+        assert_eq!(file.syncs_by(), ["journal-commit"]);
+        assert_eq!(journal.stats().records_written, 1);
+        assert_eq!(lsn, 1);
+    }
 
     #[test]
     fn the_stats_file_is_0600_and_a_planted_link_is_replaced_not_followed() {

@@ -17,7 +17,7 @@
 //! | [`events`] | journal events (the only way the ledger changes) |
 //! | [`journal`] | journal segments: sync batches of hash-chained records; the torn-batch rule |
 //! | [`commit`] | group commit: one batch, one write, one `fdatasync` for many records |
-//! | [`reply`] | replies that wait for the disk: sent by the commit thread right after their sync |
+//! | [`reply`] | replies that wait for the disk: sent by the batch's writer right after their sync, or by their own thread when it wrote the batch |
 //! | [`checkpoint`] | the checkpoint file: the whole ledger as of one journal position |
 //! | [`recovery`] | start-up: newest good checkpoint plus the segments after it |
 //! | [`storage`] | the storage seam: the real directory, or a simulated disk for crash tests |
@@ -552,7 +552,8 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicke
         logged_in.set(session.is_logged_in());
         ticket.set_anonymous(!session.is_logged_in());
         // A reply that shows a journal record goes out only once that record is durable:
-        // from the commit thread right after its sync, while this thread reads on.
+        // from the batch's writer right after its sync, while this thread reads on (or from
+        // this thread, after it wrote and synced the batch itself because nobody else was).
         if outbox
             .send(&mut channel, &shared.bank, &reply.response, reply.durable_at)
             .is_err()
@@ -562,7 +563,7 @@ fn serve(shared: &Shared, stream: TcpStream, id: u64, mut ticket: AnonymousTicke
         }
     }
     // The client may have closed its side right after its last request: its reply, if
-    // still with the commit thread, goes out before the socket closes.
+    // still with the batch's writer, goes out before the socket closes.
     outbox.finish(&mut channel);
 }
 

@@ -1,9 +1,11 @@
 //! Replies that wait for the disk: the connection thread seals a reply and hands it to the
-//! commit thread, which sends it right after the `fdatasync` that makes its record durable.
+//! thread writing the batch with its record, which sends it right after the `fdatasync`
+//! that makes that record durable. If nobody is writing, the connection thread writes and
+//! syncs the batch itself and then sends its own reply ([`super::commit`], "Who writes").
 //!
 //! ```text
-//! connection thread                                commit thread
-//!   read request; lock ledger; decide; apply;
+//! connection thread                                the writer (commit thread, or the
+//!   read request; lock ledger; decide; apply;        thread of another connection)
 //!   append(event) → lsn; unlock ledger
 //!   seal reply (seq n) ── send_when_durable(lsn) ──▶ (queued with the pending batch)
 //!   back to reading the socket                       pwrite batch; fdatasync
@@ -16,7 +18,8 @@
 //! Why: an echo costs one sleep and one wake-up per request on each side. A connection
 //! thread that parked until its sync, then woke to send, paid one more of each per request,
 //! and on two cores that was the gap between durable transactions and the echo ceiling
-//! (BENCHMARKS.md). Now a connection thread sleeps only in `read`, as in echo.
+//! (BENCHMARKS.md). Now a connection thread sleeps only in `read`, as in echo (or in its
+//! own `fdatasync`, when it writes the batch itself).
 //!
 //! Invariants:
 //! - **Durable first.** A queued reply is sent only from [`super::commit`]'s `made_durable`,
@@ -25,16 +28,16 @@
 //! - **One reply in flight per connection, so records reach the wire in sequence order.**
 //!   A reply sealed with sequence number n is on the wire before n + 1 is sealed: before
 //!   it sends anything, a connection first *settles* its slot ([`Outbox::send`]): it waits
-//!   until the commit thread has sent the queued reply or handed back its rest, and writes
+//!   until the writer has sent the queued reply or handed back its rest, and writes
 //!   that rest itself. A client that waits for each reply never waits here; only a
 //!   pipelining one does.
-//! - **The connection thread is the only reader of its socket**; the commit thread only
+//! - **The connection thread is the only reader of its socket**; a writer only
 //!   writes to it, and only while the connection's reply is in flight (the connection writes
 //!   nothing meanwhile).
-//! - **The commit thread never blocks on a client.** It sends with `MSG_DONTWAIT`; whatever
+//! - **A writer never blocks on another client.** It sends with `MSG_DONTWAIT`; whatever
 //!   the socket does not take at once goes back to the connection thread, which writes it
-//!   with the reply's write deadline (`--write-timeout-secs`, from the moment the commit
-//!   thread tried), so a client that never reads is dropped by that deadline, as before.
+//!   with the reply's write deadline (`--write-timeout-secs`, from the moment the writer
+//!   tried), so a client that never reads is dropped by that deadline, as before.
 //! - **A connection that is reading still notices a reply handed back.** While its reply is
 //!   in flight, it waits for the next request in steps of [`RETURNED_REPLY_CHECK_MS`] and
 //!   looks at the slot between them ([`Outbox::await_request`]). Only its first byte is
@@ -57,15 +60,34 @@ use crate::trace::{Direction, Tracer};
 
 /// What the reply path needs from the bank, so that this module does not depend on it (the
 /// bank depends on this one): whether a journal position is durable, the hand-over of a
-/// reply to the commit thread, and, for the trace, the size of a batch.
+/// reply to the batch's writer, and, for the trace, the size of a batch.
 pub trait Durability {
     /// Whether every record up to `lsn` is durable.
     fn is_durable(&self, lsn: u64) -> bool;
-    /// Hands `reply` to the commit thread, to be sent right after the sync that makes its
-    /// record durable; gives it back if that record is durable already.
-    fn send_when_durable(&self, reply: QueuedReply) -> Result<(), QueuedReply>;
+    /// Hands `reply` to whoever writes its record's batch, to be sent right after the sync
+    /// that makes it durable; or, if nobody is writing, writes and syncs that batch on the
+    /// calling thread; gives the reply back once its record is durable.
+    fn send_when_durable(&self, reply: QueuedReply) -> Handed;
+    /// Asks for records nobody is writing to be written: called when a connection that
+    /// appended cannot go on to [`Self::send_when_durable`].
+    fn commit_unclaimed(&self);
     /// How many records the batch that made `lsn` durable held, if it is still known.
     fn batch_records_covering(&self, lsn: u64) -> Option<u32>;
+}
+
+/// What became of a reply handed to the journal ([`Durability::send_when_durable`]).
+#[derive(Debug)]
+pub enum Handed {
+    /// Queued (or, if the journal failed, dropped): the thread that writes the batch
+    /// sends it after the sync.
+    Queued,
+    /// Its record is durable: the caller sends the reply itself.
+    Durable {
+        /// The reply, given back.
+        reply: QueuedReply,
+        /// Whether the calling thread wrote and synced the batch (nobody else was writing).
+        synced_here: bool,
+    },
 }
 
 /// Where a connection's one reply in flight stands.
@@ -73,7 +95,7 @@ pub trait Durability {
 enum SlotState {
     /// Nothing in flight: the connection may write.
     Idle,
-    /// Queued with the commit thread, or being sent by it.
+    /// Queued with the batch's writer, or being sent by it.
     InFlight,
     /// The socket did not take all of it at once: the connection writes the rest.
     Returned {
@@ -85,7 +107,7 @@ enum SlotState {
     Failed(io::ErrorKind),
 }
 
-/// What the connection thread and the commit thread share about one connection.
+/// What the connection thread and the batch's writer share about one connection.
 #[derive(Debug)]
 struct ReplySlot {
     /// The connection's socket (the same descriptor the connection reads).
@@ -119,7 +141,7 @@ struct ReplyTrace {
     queued_at: Instant,
 }
 
-/// A sealed reply waiting with the commit thread for record `lsn` to be durable.
+/// A sealed reply waiting with the batch's writer for record `lsn` to be durable.
 #[derive(Debug)]
 pub struct QueuedReply {
     slot: Arc<ReplySlot>,
@@ -137,7 +159,7 @@ impl QueuedReply {
 
     /// Sends the reply now that its record is durable (in a batch of `batch_records`
     /// records). Never blocks: what the socket does not take at once goes back to the
-    /// connection thread. Called by the commit thread only.
+    /// connection thread. Called by the batch's writer only.
     pub fn send_durable(self, batch_records: u32) {
         if let Some(trace) = &self.trace {
             let plural = if batch_records == 1 { "" } else { "s" };
@@ -145,7 +167,7 @@ impl QueuedReply {
                 Direction::Local,
                 format_args!(
                     "journal: record {} is durable: written in a batch of {batch_records} record{plural}, waited {} \
-                     µs for its fdatasync; only now is the reply sent, by the commit thread",
+                     µs for its fdatasync; only now is the reply sent, by the thread that wrote the batch",
                     self.lsn,
                     trace.queued_at.elapsed().as_micros()
                 ),
@@ -188,7 +210,7 @@ fn send_without_waiting(socket: &TcpStream, bytes: &[u8]) -> Result<usize, Errno
 }
 
 /// A connection's side of the reply path: sends replies in order, directly when nothing
-/// waits for the disk, through the commit thread when something does.
+/// waits for the disk, through the batch's writer when something does.
 #[derive(Debug)]
 pub struct Outbox {
     slot: Arc<ReplySlot>,
@@ -208,9 +230,25 @@ impl Outbox {
     }
 
     /// Sends `response` once journal position `durable_at` is durable (0: nothing to wait
-    /// for). If it is not durable yet, the sealed reply goes to the commit thread and this
-    /// returns at once. Any earlier reply is on the wire before this one is sealed.
+    /// for). If it is not durable yet, the sealed reply goes to whoever writes its batch and
+    /// this returns at once; or, if nobody is writing, this thread writes and syncs the
+    /// batch, then sends the reply. Any earlier reply is on the wire before this one is sealed.
     pub fn send(
+        &mut self,
+        channel: &mut SecureChannel,
+        bank: &dyn Durability,
+        response: &Response,
+        durable_at: u64,
+    ) -> Result<(), ChannelError> {
+        let sent = self.send_in_order(channel, bank, response, durable_at);
+        if sent.is_err() && durable_at > 0 {
+            // The record may still be pending with nobody to write it: hand it on.
+            bank.commit_unclaimed();
+        }
+        sent
+    }
+
+    fn send_in_order(
         &mut self,
         channel: &mut SecureChannel,
         bank: &dyn Durability,
@@ -220,11 +258,13 @@ impl Outbox {
         self.settle(channel)?;
         let tracer = *channel.tracer();
         let mut record = channel.seal(&response.encode())?;
+        let mut synced_here = false;
+        let started = Instant::now();
         if durable_at > 0 && !bank.is_durable(durable_at) {
             match self.hand_over(bank, record, durable_at, tracer, response) {
-                Ok(()) => return Ok(()),
-                // The sync finished between the check and the hand-over: send it from here.
-                Err(returned) => record = returned,
+                None => return Ok(()),
+                // Durable now: synced by this thread, or just before the hand-over.
+                Some((returned, here)) => (record, synced_here) = (returned, here),
             }
         }
         if durable_at > 0 && tracer.enabled() {
@@ -232,12 +272,20 @@ impl Outbox {
                 || "an earlier batch".to_string(),
                 |n| format!("a batch of {n} record{}", if n == 1 { "" } else { "s" }),
             );
+            let how = if synced_here {
+                format!(
+                    "waited {} µs for its fdatasync, which this connection's thread did itself since no other \
+                     thread was writing; it sends the reply itself",
+                    started.elapsed().as_micros()
+                )
+            } else {
+                "waited 0 µs for its fdatasync (it was done before the reply was ready); the connection thread \
+                 sends the reply itself"
+                    .to_string()
+            };
             tracer.line(
                 Direction::Local,
-                format_args!(
-                    "journal: record {durable_at} is durable: written in {batch}, waited 0 µs for its fdatasync \
-                     (it was done before the reply was ready); the connection thread sends the reply itself"
-                ),
+                format_args!("journal: record {durable_at} is durable: written in {batch}, {how}"),
             );
         }
         tracer.line(
@@ -247,8 +295,8 @@ impl Outbox {
         channel.write_sealed(&record)
     }
 
-    /// Queues `record` with the commit thread until `durable_at` is durable; gives it back
-    /// if it already is.
+    /// Queues `record` with whoever writes the batch of `durable_at` (`None`); gives it
+    /// back once durable, saying whether this thread synced it.
     fn hand_over(
         &mut self,
         bank: &dyn Durability,
@@ -256,16 +304,9 @@ impl Outbox {
         durable_at: u64,
         tracer: Tracer,
         response: &Response,
-    ) -> Result<(), SealedRecord> {
+    ) -> Option<(SealedRecord, bool)> {
+        let sequence = record.sequence;
         let trace = tracer.enabled().then(|| {
-            tracer.line(
-                Direction::Local,
-                format_args!(
-                    "reply sealed (seq {}) and handed to the commit thread, which sends it after the fdatasync that \
-                     covers record {durable_at}; this thread goes back to reading its socket",
-                    record.sequence
-                ),
-            );
             Box::new(ReplyTrace {
                 tracer,
                 response: crate::trace::response(response).to_string(),
@@ -280,15 +321,27 @@ impl Outbox {
             lsn: durable_at,
             trace,
         };
-        bank.send_when_durable(queued).map_err(|queued| {
-            *self.slot.lock() = SlotState::Idle;
-            queued.record
-        })
+        match bank.send_when_durable(queued) {
+            Handed::Queued => {
+                tracer.line(
+                    Direction::Local,
+                    format_args!(
+                        "reply sealed (seq {sequence}) and left with the thread writing the batch of record \
+                         {durable_at}, which sends it after its fdatasync; this thread goes back to reading its socket"
+                    ),
+                );
+                None
+            }
+            Handed::Durable { reply, synced_here } => {
+                *self.slot.lock() = SlotState::Idle;
+                Some((reply.record, synced_here))
+            }
+        }
     }
 
     /// Waits until the next request starts to arrive (or `deadline` passes: the read that
     /// follows then reports the timeout). While a reply is in flight, it looks at the slot
-    /// every [`RETURNED_REPLY_CHECK_MS`] and writes whatever the commit thread handed back.
+    /// every [`RETURNED_REPLY_CHECK_MS`] and writes whatever the writer handed back.
     pub fn await_request(&mut self, channel: &mut SecureChannel, deadline: Instant) -> Result<(), ChannelError> {
         loop {
             if !matches!(*self.slot.lock(), SlotState::InFlight) {
@@ -307,7 +360,7 @@ impl Outbox {
         let _ = self.settle(channel);
     }
 
-    /// Waits until no reply is in flight, writing what the commit thread handed back.
+    /// Waits until no reply is in flight, writing what the writer handed back.
     fn settle(&mut self, channel: &mut SecureChannel) -> Result<(), ChannelError> {
         loop {
             let mut state = self.slot.lock();
