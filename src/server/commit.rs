@@ -429,16 +429,8 @@ impl Journal {
     pub fn send_when_durable(&self, reply: QueuedReply) -> Handed {
         if self.is_manual() {
             // No commit thread: make it durable here, then let the caller send it.
-            return match self.wait_durable(reply.lsn()) {
-                Ok(()) => Handed::Durable {
-                    reply,
-                    synced_here: true,
-                },
-                Err(_) => {
-                    reply.abandon();
-                    Handed::Queued
-                }
-            };
+            let lsn = reply.lsn();
+            return given_back_unless_failed(reply, self.wait_durable(lsn));
         }
         let mut state = self.lock();
         if state.durable_lsn >= reply.lsn() {
@@ -460,16 +452,8 @@ impl Journal {
         // commit thread, and the reply is sent by this thread without a hand-over.
         state.committing = true;
         drop(state);
-        match self.commit_as_holder(Some(reply.lsn())) {
-            Ok(()) => Handed::Durable {
-                reply,
-                synced_here: true,
-            },
-            Err(_) => {
-                reply.abandon();
-                Handed::Queued
-            }
-        }
+        let lsn = reply.lsn();
+        given_back_unless_failed(reply, self.commit_as_holder(Some(lsn)))
     }
 
     /// Makes sure records appended but claimed by nobody get written: a caller that appended
@@ -703,6 +687,21 @@ impl Journal {
                  restart it to recover from what is on disk."
             );
             std::process::exit(70);
+        }
+    }
+}
+
+/// A reply whose record this thread just waited for or synced: given back to be sent, or,
+/// if the journal failed, dropped unsent.
+fn given_back_unless_failed(reply: QueuedReply, made_durable: Result<(), JournalError>) -> Handed {
+    match made_durable {
+        Ok(()) => Handed::Durable {
+            reply,
+            synced_here: true,
+        },
+        Err(_) => {
+            reply.abandon();
+            Handed::Queued
         }
     }
 }

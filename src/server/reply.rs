@@ -415,6 +415,46 @@ mod tests {
         reply.send_durable(1);
     }
 
+    /// A bank whose records are never durable, noting whether it was asked to write
+    /// records nobody claimed.
+    #[derive(Default)]
+    struct UnwrittenJournal {
+        asked_to_write_unclaimed: std::cell::Cell<bool>,
+    }
+
+    impl Durability for UnwrittenJournal {
+        fn is_durable(&self, _lsn: u64) -> bool {
+            false
+        }
+        fn send_when_durable(&self, _reply: QueuedReply) -> Handed {
+            panic!("a connection whose earlier reply failed hands nothing over")
+        }
+        fn commit_unclaimed(&self) {
+            self.asked_to_write_unclaimed.set(true);
+        }
+        fn batch_records_covering(&self, _lsn: u64) -> Option<u32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_reply_that_cannot_be_sent_still_gets_its_record_written_and_one_with_no_record_asks_nothing() {
+        let (mut server, _client) = channel_pair();
+        let mut outbox = Outbox::new(&server, Duration::from_secs(60));
+        let response = Response::Echo(b"after a failed reply".to_vec());
+        // The connection's earlier reply failed (the peer reset the connection).
+        *outbox.slot.lock() = SlotState::Failed(io::ErrorKind::ConnectionReset);
+        let journal = UnwrittenJournal::default();
+        assert!(outbox.send(&mut server, &journal, &response, 7).is_err());
+        assert!(
+            journal.asked_to_write_unclaimed.get(),
+            "record 7 was appended: with no reply to wait for it, someone else must write it"
+        );
+        let journal = UnwrittenJournal::default();
+        assert!(outbox.send(&mut server, &journal, &response, 0).is_err());
+        assert!(!journal.asked_to_write_unclaimed.get(), "nothing was appended");
+    }
+
     #[test]
     fn a_reply_the_socket_cannot_take_goes_back_to_the_reading_connection_thread_and_keeps_its_place() {
         let (mut server, mut client) = channel_pair();
