@@ -16,16 +16,18 @@
 //!   (logins, operator, checkpoints: wait_durable(lsn), the same rule, parking if queued)
 //! ```
 //!
-//! **Who writes.** Appending wakes nobody. The thread that next waits for its record
-//! ([`Journal::send_when_durable`], [`Journal::wait_durable`]) writes the batch itself if
-//! nobody is writing: a lone client costs no wake-up of another thread, only the sync
-//! (BENCHMARKS.md, issue 14). If somebody is writing, it queues its reply (or parks) and
-//! that writer's batch, or the next one, covers it. A connection thread writes at most until
-//! its own record is durable: if more work waits then, it hands the right to write to the
-//! commit thread and goes back to its connection; the commit thread writes batches while
-//! work waits (under load it is the writer all the time, as before). The commit thread also
-//! takes up work nobody claimed: a full batch, a segment switch, a record whose connection
-//! failed before it could wait ([`Journal::commit_unclaimed`]), and what is left at shutdown.
+//! **Who writes.** Appending wakes nobody (unless the batch is full). The thread that next
+//! waits for its record ([`Journal::send_when_durable`], [`Journal::wait_durable`]) writes
+//! the batch itself if nobody is writing: a lone client costs no wake-up of another thread,
+//! only the sync (BENCHMARKS.md, issue 14). If somebody is writing, it queues its reply (or
+//! parks) and that writer's batch, or the next one, covers it. A connection thread writes
+//! at most until its own record is durable: if more work waits then, it hands the right to
+//! write to the commit thread and goes back to its connection; the commit thread writes
+//! batches while work waits (under load somebody is nearly always writing, so it writes
+//! most batches). The commit thread also takes up work nobody claimed: a full batch, a
+//! segment switch, a record whose connection failed before it could wait
+//! ([`Journal::commit_unclaimed`]), and what is left at shutdown. A writer that panics
+//! poisons the journal, like a failed sync, so nobody waits for it forever.
 //!
 //! A checkpoint *rotates* the journal (under the ledger lock, so at an exact position): the
 //! records pending at that moment are written as the last batch of the current segment,
@@ -89,7 +91,7 @@ pub struct WriterSetup {
     pub stats_path: Option<PathBuf>,
 }
 
-/// A segment switch asked for by a checkpoint, waiting for the commit thread.
+/// A segment switch asked for by a checkpoint, waiting for the batch's writer.
 struct Rotation {
     /// Records appended before the switch and not yet taken by the writer.
     before: Vec<u8>,
@@ -136,8 +138,9 @@ impl State {
     }
 }
 
-/// The journal while the server runs: an appender shared by all connections and the
-/// commit thread (or, in simulation tests, the caller) that makes appends durable.
+/// The journal while the server runs: an appender shared by all connections, and the
+/// writers that make appends durable: one at a time, the commit thread or a thread waiting
+/// for its own record (in simulation tests, the caller).
 pub struct Journal {
     state: Mutex<State>,
     work_ready: Condvar,
@@ -241,7 +244,8 @@ impl Journal {
     }
 
     /// Calls `wanted` (once per segment) when the segment holds enough records for a
-    /// checkpoint. It runs on the commit thread and must not block.
+    /// checkpoint. It runs on whichever thread wrote the batch (the commit thread or a connection
+    /// thread), so it must not block or take the ledger lock.
     pub fn on_checkpoint_wanted(&self, wanted: Box<dyn Fn() + Send>) {
         *self
             .checkpoint_wanted
@@ -261,7 +265,7 @@ impl Journal {
             .take();
         if let Some(handle) = handle {
             let _ = handle.join();
-        } else {
+        } else if self.is_manual() {
             while self.commit_once().unwrap_or(false) {}
         }
         self.writer_lock().take();
@@ -279,7 +283,7 @@ impl Journal {
     /// Call this while holding the ledger lock under which the event was applied, so file
     /// order equals apply order. It does no I/O; it waits only if the pending batch is full.
     ///
-    /// It wakes nobody: the caller next waits for the record ([`Self::wait_durable`],
+    /// It wakes nobody (unless the batch is full): the caller next waits for the record ([`Self::wait_durable`],
     /// [`Self::send_when_durable`]), and that call writes it itself if nobody is writing
     /// (the caller that cannot wait any more says so: [`Self::commit_unclaimed`]).
     pub fn append(&self, event: &Event) -> u64 {
@@ -445,6 +449,7 @@ impl Journal {
             return Handed::Queued;
         }
         if state.committing {
+            reply.trace_queued();
             state.replies.push(reply);
             return Handed::Queued;
         }
@@ -488,6 +493,10 @@ impl Journal {
     /// Manual mode: writes and syncs the pending rotation or batch, if any. Returns whether
     /// there was one; an error poisons the journal.
     pub fn commit_once(&self) -> Result<bool, JournalError> {
+        assert!(
+            self.is_manual(),
+            "with a commit thread, batches are written by the right to write"
+        );
         let mut writer = self.writer_lock();
         let Some(writer) = writer.as_mut() else {
             return Ok(false);
@@ -511,6 +520,7 @@ impl Journal {
     /// commit thread if work still waits and the holder was a waiting thread, which must
     /// get back to its own connection; to nobody otherwise. A failure poisons the journal.
     fn commit_as_holder(&self, until_lsn: Option<u64>) -> Result<(), JournalError> {
+        let _poison_on_panic = PoisonOnPanic(self);
         let mut writer = self.writer_lock();
         loop {
             let mut state = self.lock();
@@ -687,6 +697,19 @@ impl Journal {
                  restart it to recover from what is on disk."
             );
             std::process::exit(70);
+        }
+    }
+}
+
+/// Poisons the journal if the thread holding the right to write panics, so that nobody
+/// waits for a writer that is gone (the server then exits, as after a failed sync).
+struct PoisonOnPanic<'a>(&'a Journal);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0
+                .poison(&std::io::Error::other("the thread writing the journal panicked"));
         }
     }
 }

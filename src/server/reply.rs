@@ -190,6 +190,21 @@ impl QueuedReply {
         self.slot.resolve(outcome);
     }
 
+    /// For `--trace`: says that the reply now waits with the batch's writer. Called under
+    /// the journal's lock, so the line comes before the writer's "is durable" line.
+    pub fn trace_queued(&self) {
+        if let Some(trace) = &self.trace {
+            trace.tracer.line(
+                Direction::Local,
+                format_args!(
+                    "reply sealed (seq {}) and left with the thread writing the batch of record {}, which sends \
+                     it after its fdatasync; this thread goes back to reading its socket",
+                    trace.sequence, self.lsn
+                ),
+            );
+        }
+    }
+
     /// Drops the reply unsent because the journal failed: its record may not be durable.
     pub fn abandon(self) {
         self.slot.resolve(SlotState::Failed(io::ErrorKind::BrokenPipe));
@@ -305,7 +320,6 @@ impl Outbox {
         tracer: Tracer,
         response: &Response,
     ) -> Option<(SealedRecord, bool)> {
-        let sequence = record.sequence;
         let trace = tracer.enabled().then(|| {
             Box::new(ReplyTrace {
                 tracer,
@@ -322,16 +336,7 @@ impl Outbox {
             trace,
         };
         match bank.send_when_durable(queued) {
-            Handed::Queued => {
-                tracer.line(
-                    Direction::Local,
-                    format_args!(
-                        "reply sealed (seq {sequence}) and left with the thread writing the batch of record \
-                         {durable_at}, which sends it after its fdatasync; this thread goes back to reading its socket"
-                    ),
-                );
-                None
-            }
+            Handed::Queued => None,
             Handed::Durable { reply, synced_here } => {
                 *self.slot.lock() = SlotState::Idle;
                 Some((reply.record, synced_here))

@@ -14,6 +14,7 @@ struct WatchedFile {
     sync_threads: Mutex<Vec<String>>,
     hold_syncs: Mutex<bool>,
     released: Condvar,
+    panic_at_next_sync: Mutex<bool>,
 }
 
 impl WatchedFile {
@@ -53,6 +54,9 @@ impl StorageFile for Arc<WatchedFile> {
             held = self.released.wait(held).unwrap();
         }
         drop(held);
+        if std::mem::take(&mut *self.panic_at_next_sync.lock().unwrap()) {
+            panic!("a bug while writing the journal");
+        }
         let name = thread::current().name().unwrap_or("unnamed").to_string();
         self.sync_threads.lock().unwrap().push(name);
         Ok(())
@@ -149,8 +153,9 @@ fn records_appended_while_a_waiter_syncs_are_handed_to_the_commit_thread_and_the
             }
         })
         .unwrap();
-    // The first waiter is now the writer, held in its sync; these queue behind it.
-    assert!(eventually(|| journal.lock().committing));
+    // The first waiter is now the writer, held in the sync of a batch of its record alone;
+    // these queue behind it.
+    assert!(eventually(|| journal.lock().taken_lsn == 1));
     let later: Vec<_> = (0..3)
         .map(|_| {
             let journal = Arc::clone(&journal);
@@ -169,10 +174,10 @@ fn records_appended_while_a_waiter_syncs_are_handed_to_the_commit_thread_and_the
         assert!(journal.is_durable(lsn));
     }
     let syncs = file.syncs_by();
-    assert_eq!(syncs[0], "first-connection");
-    assert!(
-        syncs[1..].iter().all(|name| name == "journal-commit"),
-        "the first writer went back to its connection: {syncs:?}"
+    assert_eq!(
+        syncs,
+        ["first-connection", "journal-commit"],
+        "the first writer synced its own record, then went back to its connection"
     );
     assert_eq!(journal.stats().records_written, 4);
     journal.shutdown();
@@ -206,4 +211,21 @@ fn the_stats_file_is_0600_and_a_planted_link_is_replaced_not_followed() {
     assert!(metadata.file_type().is_file());
     assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "syncs 1\n");
+}
+
+#[test]
+fn a_writer_that_panics_poisons_the_journal_instead_of_leaving_later_waiters_hanging() {
+    let (journal, file) = started_journal();
+    *file.panic_at_next_sync.lock().unwrap() = true;
+    let writer = thread::spawn({
+        let journal = Arc::clone(&journal);
+        move || {
+            let lsn = journal.append(&event());
+            journal.wait_durable(lsn)
+        }
+    });
+    assert!(writer.join().is_err(), "the writer panicked in its sync");
+    let lsn = journal.append(&event());
+    assert!(matches!(journal.wait_durable(lsn), Err(JournalError::Poisoned)));
+    assert!(!journal.is_durable(lsn));
 }
