@@ -229,3 +229,38 @@ fn a_writer_that_panics_poisons_the_journal_instead_of_leaving_later_waiters_han
     assert!(matches!(journal.wait_durable(lsn), Err(JournalError::Poisoned)));
     assert!(!journal.is_durable(lsn));
 }
+
+#[test]
+fn an_append_that_would_overfill_the_batch_waits_until_the_writer_has_taken_the_batch() {
+    let (journal, file) = started_journal();
+    file.hold(true);
+    let first = thread::spawn({
+        let journal = Arc::clone(&journal);
+        move || {
+            let lsn = journal.append(&event());
+            journal.wait_durable(lsn).unwrap();
+        }
+    });
+    // The first waiter holds the right to write, stuck in its sync: the pending batch can
+    // only grow. Fill it as far as whole records fit; none of these appends waits.
+    assert!(eventually(|| journal.lock().taken_lsn == 1));
+    let record_bytes = journal::RECORD_OVERHEAD_BYTES + event().encode().len();
+    let fitting = (MAX_BATCH_BYTES - BATCH_HEADER_BYTES) / record_bytes;
+    for _ in 0..fitting {
+        journal.append(&event());
+    }
+    let overfill = thread::spawn({
+        let journal = Arc::clone(&journal);
+        move || journal.append(&event())
+    });
+    thread::sleep(Duration::from_millis(100));
+    assert!(!overfill.is_finished(), "one more record would make the batch too big");
+    file.hold(false);
+    first.join().unwrap();
+    let last = overfill.join().unwrap();
+    assert_eq!(last, 1 + fitting as u64 + 1);
+    journal.wait_durable(last).unwrap();
+    let batches = file.syncs_by().len();
+    assert!(batches >= 3, "the full batch went alone: {batches} syncs");
+    journal.shutdown();
+}
