@@ -106,21 +106,33 @@ fn eventually(done: impl Fn() -> bool) -> bool {
     false
 }
 
+/// A thread called `name` that appends one record and waits until it is durable, as a
+/// connection does; it returns the record's position.
+fn append_and_wait(journal: &Arc<Journal>, name: &str) -> thread::JoinHandle<u64> {
+    let journal = Arc::clone(journal);
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let lsn = journal.append(&event());
+            journal.wait_durable(lsn).unwrap();
+            lsn
+        })
+        .unwrap()
+}
+
+/// Starts a first waiter, which becomes the writer, and holds it in the sync of a batch of
+/// its own record alone: from then on the pending batch can only grow.
+fn first_writer_held_in_its_sync(journal: &Arc<Journal>, file: &WatchedFile) -> thread::JoinHandle<u64> {
+    file.hold(true);
+    let first = append_and_wait(journal, "first-connection");
+    assert!(eventually(|| journal.lock().taken_lsn == 1));
+    first
+}
+
 #[test]
 fn a_lone_waiter_writes_and_syncs_its_own_batch_and_the_commit_thread_stays_asleep() {
     let (journal, file) = started_journal();
-    let waiter = thread::Builder::new()
-        .name("lone-connection".into())
-        .spawn({
-            let journal = Arc::clone(&journal);
-            move || {
-                let lsn = journal.append(&event());
-                journal.wait_durable(lsn).unwrap();
-                lsn
-            }
-        })
-        .unwrap();
-    let lsn = waiter.join().unwrap();
+    let lsn = append_and_wait(&journal, "lone-connection").join().unwrap();
     assert!(journal.is_durable(lsn));
     assert_eq!(file.syncs_by(), ["lone-connection"]);
     journal.shutdown();
@@ -142,30 +154,9 @@ fn an_appended_record_nobody_waits_for_is_written_only_once_commit_unclaimed_is_
 #[test]
 fn records_appended_while_a_waiter_syncs_are_handed_to_the_commit_thread_and_their_waiters_woken() {
     let (journal, file) = started_journal();
-    file.hold(true);
-    let first = thread::Builder::new()
-        .name("first-connection".into())
-        .spawn({
-            let journal = Arc::clone(&journal);
-            move || {
-                let lsn = journal.append(&event());
-                journal.wait_durable(lsn).unwrap();
-            }
-        })
-        .unwrap();
-    // The first waiter is now the writer, held in the sync of a batch of its record alone;
-    // these queue behind it.
-    assert!(eventually(|| journal.lock().taken_lsn == 1));
-    let later: Vec<_> = (0..3)
-        .map(|_| {
-            let journal = Arc::clone(&journal);
-            thread::spawn(move || {
-                let lsn = journal.append(&event());
-                journal.wait_durable(lsn).unwrap();
-                lsn
-            })
-        })
-        .collect();
+    let first = first_writer_held_in_its_sync(&journal, &file);
+    // These queue behind the held writer.
+    let later: Vec<_> = (0..3).map(|_| append_and_wait(&journal, "later-connection")).collect();
     assert!(eventually(|| journal.lock().waiters.len() == 3));
     file.hold(false);
     first.join().unwrap();
@@ -233,17 +224,8 @@ fn a_writer_that_panics_poisons_the_journal_instead_of_leaving_later_waiters_han
 #[test]
 fn an_append_that_would_overfill_the_batch_waits_until_the_writer_has_taken_the_batch() {
     let (journal, file) = started_journal();
-    file.hold(true);
-    let first = thread::spawn({
-        let journal = Arc::clone(&journal);
-        move || {
-            let lsn = journal.append(&event());
-            journal.wait_durable(lsn).unwrap();
-        }
-    });
-    // The first waiter holds the right to write, stuck in its sync: the pending batch can
-    // only grow. Fill it as far as whole records fit; none of these appends waits.
-    assert!(eventually(|| journal.lock().taken_lsn == 1));
+    let first = first_writer_held_in_its_sync(&journal, &file);
+    // Fill the pending batch as far as whole records fit; none of these appends waits.
     let record_bytes = journal::RECORD_OVERHEAD_BYTES + event().encode().len();
     let fitting = (MAX_BATCH_BYTES - BATCH_HEADER_BYTES) / record_bytes;
     for _ in 0..fitting {
