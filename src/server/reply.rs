@@ -255,24 +255,18 @@ impl Outbox {
         response: &Response,
         durable_at: u64,
     ) -> Result<(), ChannelError> {
-        let sent = self.send_in_order(channel, bank, response, durable_at);
-        if sent.is_err() && durable_at > 0 {
-            // The record may still be pending with nobody to write it: hand it on.
-            bank.commit_unclaimed();
-        }
-        sent
-    }
-
-    fn send_in_order(
-        &mut self,
-        channel: &mut SecureChannel,
-        bank: &dyn Durability,
-        response: &Response,
-        durable_at: u64,
-    ) -> Result<(), ChannelError> {
-        self.settle(channel)?;
         let tracer = *channel.tracer();
-        let mut record = channel.seal(&response.encode())?;
+        let sealed = self.settle(channel).and_then(|()| channel.seal(&response.encode()));
+        let mut record = match sealed {
+            Ok(record) => record,
+            Err(err) => {
+                if durable_at > 0 {
+                    // Its record was appended, and nobody will wait for it here: hand it on.
+                    bank.commit_unclaimed();
+                }
+                return Err(err);
+            }
+        };
         let mut synced_here = false;
         let started = Instant::now();
         if durable_at > 0 && !bank.is_durable(durable_at) {
