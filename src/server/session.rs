@@ -35,7 +35,7 @@ use super::ledger::TxRequest;
 use super::otp::{self, PendingOtp};
 use crate::error::{ErrorCode, JournalError};
 use crate::limits::{OTP_ANSWER_GRACE_SECS, REFUSED_TX_BURST_PER_SESSION};
-use crate::message::{CodeKind, Request, Response, TxId};
+use crate::message::{CodeKind, Request, Response};
 use crate::trace::{Direction, Tracer};
 
 /// A response and the journal position that must be durable before it is sent.
@@ -173,36 +173,49 @@ impl Session {
                 let (outcome, lsn) = shared.bank.history_deferred(&user);
                 Reply::after(ruled(outcome, Response::History), lsn)
             }
-            (Request::Deposit { txid, amount_cents }, Some(user)) => {
-                self.transact_budgeted(shared, &user, txid, TxKind::Deposit, amount_cents, "")
-            }
-            (Request::Withdraw { txid, amount_cents }, Some(user)) => {
-                self.transact_budgeted(shared, &user, txid, TxKind::Withdrawal, amount_cents, "")
-            }
-            (Request::Transfer { txid, amount_cents, to }, Some(user)) => {
-                self.transact_budgeted(shared, &user, txid, TxKind::Transfer, amount_cents, &to)
-            }
+            (Request::Deposit { txid, amount_cents }, Some(user)) => self.transact_budgeted(
+                shared,
+                TxRequest {
+                    user: &user,
+                    txid,
+                    kind: TxKind::Deposit,
+                    amount_cents,
+                    counterparty: "",
+                },
+            ),
+            (Request::Withdraw { txid, amount_cents }, Some(user)) => self.transact_budgeted(
+                shared,
+                TxRequest {
+                    user: &user,
+                    txid,
+                    kind: TxKind::Withdrawal,
+                    amount_cents,
+                    counterparty: "",
+                },
+            ),
+            (Request::Transfer { txid, amount_cents, to }, Some(user)) => self.transact_budgeted(
+                shared,
+                TxRequest {
+                    user: &user,
+                    txid,
+                    kind: TxKind::Transfer,
+                    amount_cents,
+                    counterparty: &to,
+                },
+            ),
             _ => Reply::now(Response::Error(ErrorCode::NotAuthenticated)),
         })
     }
 
     /// A money request, unless the session has used up its budget of refusals: then it is
     /// answered `unavailable` without being judged (and so without telling anything).
-    fn transact_budgeted(
-        &mut self,
-        shared: &Shared,
-        user: &str,
-        txid: TxId,
-        kind: TxKind,
-        amount_cents: u64,
-        counterparty: &str,
-    ) -> Reply {
+    fn transact_budgeted(&mut self, shared: &Shared, request: TxRequest<'_>) -> Reply {
         let rate_per_sec = f64::from(shared.config.refused_tx_per_min) / 60.0;
         let now = Instant::now();
         if !self.refusals.has_token(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now) {
             return Reply::now(Response::Error(ErrorCode::Unavailable));
         }
-        let reply = transact(shared, self.tracer, user, txid, kind, amount_cents, counterparty);
+        let reply = transact(shared, self.tracer, request);
         if matches!(reply.response, Response::Error(_)) {
             self.refusals.take(rate_per_sec, REFUSED_TX_BURST_PER_SESSION, now);
         }
@@ -394,22 +407,8 @@ fn ruled<T>(outcome: Result<T, ErrorCode>, wrap: impl FnOnce(T) -> Response) -> 
     outcome.map_or_else(Response::Error, wrap)
 }
 
-fn transact(
-    shared: &Shared,
-    tracer: Tracer,
-    user: &str,
-    txid: TxId,
-    kind: TxKind,
-    amount_cents: u64,
-    counterparty: &str,
-) -> Reply {
-    let request = TxRequest {
-        user,
-        txid,
-        kind,
-        amount_cents,
-        counterparty,
-    };
+fn transact(shared: &Shared, tracer: Tracer, request: TxRequest<'_>) -> Reply {
+    let txid = request.txid;
     let (outcome, lsn) = if tracer.enabled() {
         traced_transact(shared, tracer, request)
     } else {
