@@ -312,28 +312,22 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Creates an account through the binary (`add-account`, password on stdin).
-pub fn add_account_with_binary(data_dir: &Path, name: &str, password: &str, deposit: &str) {
-    use std::io::Write;
-    install_test_key(data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .args([
-            "add-account",
-            name,
-            "--deposit",
-            deposit,
-            "--pbkdf2-iterations",
-            "1000",
-            "--data",
-        ])
+/// Starts `bank-server ARGS… --data DIR` with its standard input, output and error piped.
+fn spawn_piped_bank_server(args: &[&str], data_dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(args)
+        .arg("--data")
         .arg(data_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let output = child.wait_with_output().unwrap();
+        .unwrap()
+}
+
+/// Creates an account through the binary (`add-account`, password on stdin).
+pub fn add_account_with_binary(data_dir: &Path, name: &str, password: &str, deposit: &str) {
+    let output = run_add_account(data_dir, &[name, "--deposit", deposit], &format!("{password}\n"));
     assert!(
         output.status.success(),
         "add-account failed: {}",
@@ -357,16 +351,8 @@ impl RawSession {
 pub fn run_add_account(data_dir: &Path, args: &[&str], stdin_text: &str) -> std::process::Output {
     use std::io::Write;
     install_test_key(data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .arg("add-account")
-        .args(args)
-        .args(["--pbkdf2-iterations", "1000", "--data"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [&["add-account"], args, &["--pbkdf2-iterations", "1000"]].concat();
+    let mut child = spawn_piped_bank_server(&args, data_dir);
     // The program may refuse before reading its input: a broken pipe here is expected.
     let _ = child.stdin.take().unwrap().write_all(stdin_text.as_bytes());
     child.wait_with_output().unwrap()
@@ -784,14 +770,7 @@ pub fn current_totp_step() -> u64 {
 /// app's current code). Returns the output and the secret.
 pub fn enrol_totp_with_binary(data_dir: &Path, name: &str, codes: &[Option<i64>]) -> (std::process::Output, Vec<u8>) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .args(["enrol-totp", name, "--data"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped_bank_server(&["enrol-totp", name], data_dir);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
