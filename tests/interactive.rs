@@ -156,13 +156,20 @@ fn wait_for_code(outbox: &Path, user: &str) -> String {
     }
 }
 
-#[test]
-fn the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinned_key() {
+/// A fresh temporary directory with a data directory in which alice has 100.00, and the
+/// path the server's outbox will use: (the directory, data, outbox).
+fn fresh_bank_with_alice() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let outbox = dir.path().join("outbox");
-    let known_servers = dir.path().join("known_servers");
     common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    (dir, data, outbox)
+}
+
+#[test]
+fn the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinned_key() {
+    let (dir, data, outbox) = fresh_bank_with_alice();
+    let known_servers = dir.path().join("known_servers");
     let server = common::spawn_server_process(&data, &outbox, &[]);
 
     // First run: first contact, login, a deposit, exit.
@@ -332,10 +339,7 @@ fn log_in_as_alice(terminal: &mut Terminal, outbox: &Path) {
 /// yes to the retry and logs in again. Returns the transcript from the retry on, and the
 /// restarted server.
 fn transfer_through_a_crash(loss: Loss) -> (String, common::ServerProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let (dir, data, outbox) = fresh_bank_with_alice();
     common::add_account_with_binary(&data, "bob", BOB_PASSWORD, "50.00");
     let mut server = common::spawn_server_process(&data, &outbox, &[]);
     let proxy = Proxy::start(server.addr);
@@ -403,10 +407,7 @@ fn a_transfer_lost_before_the_server_was_killed_is_retried_and_reported_as_appli
 
 #[test]
 fn giving_up_the_retry_prints_the_pending_transaction_id_and_request_and_exits_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let (dir, data, outbox) = fresh_bank_with_alice();
     let mut server = common::spawn_server_process(&data, &outbox, &[]);
     let proxy = Proxy::start(server.addr);
     let known_servers = dir.path().join("known_servers");
@@ -523,18 +524,27 @@ fn at_the_password_prompt() -> (Terminal, common::ServerProcess, tempfile::TempD
 
 /// [`at_the_password_prompt`] with extra server flags.
 fn at_the_password_prompt_of(server_flags: &[&str]) -> (Terminal, common::ServerProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
-    let server = common::spawn_server_process(&data, &outbox, server_flags);
+    let (dir, data, outbox) = fresh_bank_with_alice();
+    let (terminal, server) = alice_at_the_password_prompt(&dir, &data, &outbox, server_flags);
+    (terminal, server, dir)
+}
+
+/// Starts a server on `data` and the client on a terminal, types alice's name and waits for
+/// the password prompt, with echo off.
+fn alice_at_the_password_prompt(
+    dir: &tempfile::TempDir,
+    data: &std::path::Path,
+    outbox: &std::path::Path,
+    server_flags: &[&str],
+) -> (Terminal, common::ServerProcess) {
+    let server = common::spawn_server_process(data, outbox, server_flags);
     let known_servers = dir.path().join("known_servers");
     let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
     terminal.expect("Enter Username: ");
     terminal.type_line("alice");
     terminal.expect("Enter Password: ");
     terminal.wait_until_echo_is_off();
-    (terminal, server, dir)
+    (terminal, server)
 }
 
 #[test]
@@ -577,10 +587,7 @@ fn ctrl_d_at_the_password_prompt_turns_echo_back_on_and_exits_zero() {
 
 #[test]
 fn ctrl_c_while_a_money_request_waits_names_the_pending_request_and_exits_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let (dir, data, outbox) = fresh_bank_with_alice();
     let server = common::spawn_server_process(&data, &outbox, &[]);
     let proxy = Proxy::start(server.addr);
     let known_servers = dir.path().join("known_servers");
@@ -608,23 +615,14 @@ fn ctrl_c_while_a_money_request_waits_names_the_pending_request_and_exits_non_ze
 /// `the_real_client_logs_in_deposits_and_exits_on_a_terminal_then_trusts_the_pinned_key`).
 #[test]
 fn an_account_with_an_authenticator_app_is_asked_for_the_apps_code_not_the_console_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let outbox = dir.path().join("outbox");
-    common::add_account_with_binary(&data, "alice", PASSWORD, "100.00");
+    let (dir, data, outbox) = fresh_bank_with_alice();
     let (enrolled, secret) = common::enrol_totp_with_binary(&data, "alice", &[Some(0)]);
     assert!(
         enrolled.status.success(),
         "{}",
         String::from_utf8_lossy(&enrolled.stderr)
     );
-    let server = common::spawn_server_process(&data, &outbox, &[]);
-    let known_servers = dir.path().join("known_servers");
-    let mut terminal = Terminal::start_with(server.addr, &known_servers, &["--pin", &server.fingerprint]);
-    terminal.expect("Enter Username: ");
-    terminal.type_line("alice");
-    terminal.expect("Enter Password: ");
-    terminal.wait_until_echo_is_off();
+    let (mut terminal, _server) = alice_at_the_password_prompt(&dir, &data, &outbox, &[]);
     terminal.type_line(PASSWORD);
     let before_prompt = terminal.expect("Enter the code from your authenticator app: ");
     assert!(before_prompt.contains("Open your authenticator app"), "{before_prompt}");
